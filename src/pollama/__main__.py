@@ -1,0 +1,5 @@
+"""`python -m pollama` is the `pollama` command."""
+
+from pollama.cli.main import main
+
+main()

@@ -1,0 +1,280 @@
+"""Every OLLAMA_* setting, read once from the environment into a typed, frozen object.
+
+Parsing follows Ollama's `envconfig`: surrounding whitespace and quotes are stripped, booleans
+use Go's ParseBool (an unparsable non-empty value counts as true), integers that do not parse
+fall back to the default with a warning, durations accept Go duration strings or seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+log = logging.getLogger("pollama.config")
+
+DEFAULT_PORT = 11434
+FOREVER = math.inf  # keep_alive < 0: never unload
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def _var(env: dict[str, str], key: str) -> str:
+    return env.get(key, "").strip().strip("\"'").strip()
+
+
+def _bool(env: dict[str, str], key: str, default: bool = False) -> bool:
+    raw = _var(env, key)
+    if not raw:
+        return default
+    if raw in _FALSE:
+        return False
+    return True  # Ollama: anything non-empty that is not false counts as true
+
+
+def _int(env: dict[str, str], key: str, default: int) -> int:
+    raw = _var(env, key)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        log.warning("invalid environment variable, using default: %s=%r default=%d", key, raw,
+                    default)
+        return default
+
+
+_DURATION_UNITS = {
+    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+
+
+def parse_go_duration(text: str) -> float:
+    """Parse a Go `time.ParseDuration` string into seconds (raises ValueError with Go's text)."""
+    s = text
+    sign = 1.0
+    if s[:1] in "+-":
+        sign = -1.0 if s[0] == "-" else 1.0
+        s = s[1:]
+    if s == "0":
+        return 0.0
+    if not s:
+        raise ValueError(f'time: invalid duration "{text}"')
+    total = 0.0
+    pos = 0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m:
+            if re.fullmatch(r"[\d.]+", s[pos:]):
+                raise ValueError(f'time: missing unit in duration "{text}"')
+            raise ValueError(f'time: invalid duration "{text}"')
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    return sign * total
+
+
+def format_go_duration(seconds: float) -> str:
+    """Format seconds as Go's `time.Duration.String()` (e.g. `5m0s`, `1.5s`, `250ms`)."""
+    ns = round(seconds * 1e9)
+    if ns == 0:
+        return "0s"
+    neg = ns < 0
+    ns = abs(ns)
+    if ns < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if ns >= size or unit == "ns":
+                text = _trim_fraction(ns / size, size)
+                return ("-" if neg else "") + text + unit
+    hours, rem = divmod(ns, 3600 * 10**9)
+    minutes, rem = divmod(rem, 60 * 10**9)
+    secs = _trim_fraction(rem / 1e9, 10**9)
+    out = ""
+    if hours:
+        out += f"{hours}h"
+    if hours or minutes:
+        out += f"{minutes}m"
+    out += f"{secs}s"
+    return ("-" if neg else "") + out
+
+
+def _trim_fraction(value: float, scale: int) -> str:
+    digits = len(str(scale)) - 1
+    text = f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else str(int(value))
+    return text
+
+
+def _keep_alive(env: dict[str, str]) -> float:
+    raw = _var(env, "OLLAMA_KEEP_ALIVE")
+    if not raw:
+        return 300.0
+    try:
+        seconds = float(int(raw))
+    except ValueError:
+        try:
+            seconds = parse_go_duration(raw)
+        except ValueError:
+            log.warning("invalid OLLAMA_KEEP_ALIVE %r, using default 5m", raw)
+            return 300.0
+    return FOREVER if seconds < 0 else seconds
+
+
+def _load_timeout(env: dict[str, str]) -> float:
+    raw = _var(env, "OLLAMA_LOAD_TIMEOUT")
+    if not raw:
+        return 300.0
+    try:
+        seconds = float(int(raw))
+    except ValueError:
+        try:
+            seconds = parse_go_duration(raw)
+        except ValueError:
+            return 300.0
+    return FOREVER if seconds <= 0 else seconds
+
+
+@dataclass(frozen=True)
+class Host:
+    """Where the server listens and where clients connect (OLLAMA_HOST)."""
+
+    scheme: str
+    host: str  # may be empty: bind all interfaces
+    port: int
+    path: str = ""
+
+    @property
+    def url(self) -> str:
+        """Base URL a client uses; an empty or unspecified bind host is reached on loopback."""
+        host = self.host
+        if host in ("", "0.0.0.0"):
+            host = "127.0.0.1"
+        elif host == "::":
+            host = "::1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}{self.path}"
+
+    @property
+    def bind_host(self) -> str:
+        return self.host or "0.0.0.0"
+
+
+def parse_host(raw: str) -> Host:
+    """Parse OLLAMA_HOST as Ollama does: `host`, `:port`, `host:port`, `scheme://host:port/path`."""
+    raw = raw.strip().strip("\"'").strip()
+    if not raw:
+        return Host("http", "127.0.0.1", DEFAULT_PORT)
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "http", raw
+    default_port = DEFAULT_PORT
+    if sep and scheme == "http":
+        default_port = 80
+    elif sep and scheme == "https":
+        default_port = 443
+    if not sep and rest == "ollama.com":
+        return Host("https", "ollama.com", 443)
+    hostport, slash, path = rest.partition("/")
+    path = (slash + path).rstrip("/") if slash else ""
+    parsed = urlsplit(f"//{hostport}")
+    try:
+        port = parsed.port
+    except ValueError:
+        log.warning("invalid port in OLLAMA_HOST %r, using default port %d", raw, default_port)
+        port = None
+    host = parsed.hostname or ""
+    if hostport.startswith("[") and not host:
+        host = hostport.strip("[]")
+    if port is None:
+        if hostport.startswith(":") and hostport[1:].isdigit():
+            port = int(hostport[1:])
+        else:
+            port = default_port
+    return Host(scheme, host, port, path)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The settings pollama reads; each field names its variable and Ollama's default."""
+
+    host: Host  # OLLAMA_HOST
+    models: Path  # OLLAMA_MODELS, default ~/.ollama/models
+    keep_alive: float  # OLLAMA_KEEP_ALIVE in seconds (inf = forever), default 5m
+    num_parallel: int  # OLLAMA_NUM_PARALLEL, 0 = auto (4 when memory allows, else 1)
+    max_loaded_models: int  # OLLAMA_MAX_LOADED_MODELS, 0 = auto (3 on CPU)
+    max_queue: int  # OLLAMA_MAX_QUEUE, default 512
+    origins: tuple[str, ...]  # OLLAMA_ORIGINS, extra CORS origins
+    context_length: int  # OLLAMA_CONTEXT_LENGTH, 0 = auto (4096 on CPU)
+    flash_attention: bool | None  # OLLAMA_FLASH_ATTENTION, None = auto
+    kv_cache_type: str  # OLLAMA_KV_CACHE_TYPE, "" = f16
+    noprune: bool  # OLLAMA_NOPRUNE
+    debug: int  # OLLAMA_DEBUG: 0 = INFO, 1 = DEBUG, 2 = TRACE
+    load_timeout: float  # OLLAMA_LOAD_TIMEOUT seconds (inf = none), default 5m
+    nohistory: bool  # OLLAMA_NOHISTORY
+    go_template: bool | None  # OLLAMA_GO_TEMPLATE, None = not set explicitly
+    max_transfer_streams: int  # OLLAMA_MAX_TRANSFER_STREAMS, default 4
+    home: Path = field(default_factory=lambda: Path.home() / ".ollama")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Config:
+        env = dict(os.environ if env is None else env)
+        home = Path(env.get("HOME") or Path.home()) / ".ollama"
+        models = _var(env, "OLLAMA_MODELS")
+        origins = tuple(o.strip() for o in _var(env, "OLLAMA_ORIGINS").split(",") if o.strip())
+        debug_raw = _var(env, "OLLAMA_DEBUG")
+        if debug_raw.isdigit():
+            debug = int(debug_raw)
+        else:
+            debug = 1 if _bool(env, "OLLAMA_DEBUG") else 0
+        go_template = _bool(env, "OLLAMA_GO_TEMPLATE") if _var(env, "OLLAMA_GO_TEMPLATE") else None
+        flash = _bool(env, "OLLAMA_FLASH_ATTENTION") if _var(env, "OLLAMA_FLASH_ATTENTION") else None
+        return cls(
+            host=parse_host(_var(env, "OLLAMA_HOST")),
+            models=Path(models).expanduser() if models else home / "models",
+            keep_alive=_keep_alive(env),
+            num_parallel=max(_int(env, "OLLAMA_NUM_PARALLEL", 0), 0),
+            max_loaded_models=max(_int(env, "OLLAMA_MAX_LOADED_MODELS", 0), 0),
+            max_queue=_int(env, "OLLAMA_MAX_QUEUE", 512),
+            origins=origins,
+            context_length=max(_int(env, "OLLAMA_CONTEXT_LENGTH", 0), 0),
+            flash_attention=flash,
+            kv_cache_type=_var(env, "OLLAMA_KV_CACHE_TYPE").lower(),
+            noprune=_bool(env, "OLLAMA_NOPRUNE"),
+            debug=debug,
+            load_timeout=_load_timeout(env),
+            nohistory=_bool(env, "OLLAMA_NOHISTORY"),
+            go_template=go_template,
+            max_transfer_streams=_int(env, "OLLAMA_MAX_TRANSFER_STREAMS", 4),
+            home=home,
+        )
+
+
+# One line per variable, printed by `pollama serve --help` as Ollama's appendEnvDocs does.
+SERVE_ENV_DOCS: dict[str, str] = {
+    "OLLAMA_DEBUG": "Show additional debug information (e.g. OLLAMA_DEBUG=1)",
+    "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",
+    "OLLAMA_CONTEXT_LENGTH": "Context length to use unless otherwise specified (default: 4096)",
+    "OLLAMA_KEEP_ALIVE": "The duration that models stay loaded in memory (default \"5m\")",
+    "OLLAMA_MAX_LOADED_MODELS": "Maximum number of loaded models per GPU",
+    "OLLAMA_MAX_QUEUE": "Maximum number of queued requests",
+    "OLLAMA_MODELS": "The path to the models directory",
+    "OLLAMA_NUM_PARALLEL": "Maximum number of parallel requests",
+    "OLLAMA_NOPRUNE": "Do not prune model blobs on startup",
+    "OLLAMA_ORIGINS": "A comma separated list of allowed origins",
+    "OLLAMA_FLASH_ATTENTION": "Enabled flash attention",
+    "OLLAMA_KV_CACHE_TYPE": "Quantization type for the K/V cache (default: f16)",
+    "OLLAMA_LOAD_TIMEOUT": "How long to allow model loads to stall before giving up (default \"5m\")",
+}
+CLIENT_ENV_DOCS: dict[str, str] = {
+    "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",
+}
+RUN_ENV_DOCS: dict[str, str] = {
+    "OLLAMA_EDITOR": "Path to an editor to use for interactive prompt editing",
+    "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",
+    "OLLAMA_NOHISTORY": "Do not preserve readline history",
+}

@@ -1,0 +1,73 @@
+"""Errors a user can hit, each with the HTTP status and text Ollama answers for it.
+
+    PollamaError                 500, base of everything below
+    ├── BadRequest               400, a request that cannot be served as sent
+    │   ├── InvalidModelName     400 "invalid model name"
+    │   ├── DigestMismatch       400 digest of uploaded bytes differs
+    │   ├── ModelfileError       400 Modelfile text that does not parse (names the line)
+    │   └── NotSupported         400 a capability the model lacks
+    ├── NotFound                 404
+    │   └── ModelNotFound        404 "model '<m>' not found"
+    ├── QueueFull                503 too many pending requests
+    └── StorageError             500 the model store could not be written (e.g. disk full)
+
+The API maps them to `{"error": message}` in one exception handler (api/app.py); the CLI
+prints `Error: <message>`.
+"""
+
+from __future__ import annotations
+
+
+class PollamaError(Exception):
+    """Base class: `status` is the HTTP status, `str(err)` the user-facing text."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(PollamaError):
+    status = 400
+
+
+class InvalidModelName(BadRequest):
+    def __init__(self, message: str = "invalid model name") -> None:
+        super().__init__(message)
+
+
+class DigestMismatch(BadRequest):
+    pass
+
+
+class ModelfileError(BadRequest):
+    pass
+
+
+class NotSupported(BadRequest):
+    pass
+
+
+class NotFound(PollamaError):
+    status = 404
+
+
+class ModelNotFound(NotFound):
+    def __init__(self, model: str, message: str | None = None) -> None:
+        super().__init__(message or f"model '{model}' not found")
+        self.model = model
+
+
+class QueueFull(PollamaError):
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("server busy, please try again.  maximum pending requests exceeded")
+
+
+class StorageError(PollamaError):
+    status = 500

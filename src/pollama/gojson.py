@@ -1,0 +1,51 @@
+"""JSON bytes exactly as Go's `encoding/json` writes them.
+
+Ollama stores manifests, params, messages and config blobs with Go's encoder: compact, `<`, `>`,
+`&`, U+2028 and U+2029 escaped, map keys sorted (struct fields keep their declared order, which
+callers express with dict insertion order and `sort_keys=False`). Identical bytes mean identical
+digests, so a layer created by pollama and by Ollama from the same input is the same blob.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+_HTML_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+                 "\u2029": "\\u2029"}
+
+
+def _escape(text: str) -> str:
+    for char, escaped in _HTML_ESCAPES.items():
+        text = text.replace(char, escaped)
+    return text
+
+
+def _float(value: float) -> str:
+    # Go: shortest round-trip digits; exponent form only below 1e-6 or from 1e21, as `1e-7`.
+    if value == int(value) and abs(value) < 1e21:
+        return str(int(value))
+    if 1e-6 <= abs(value) < 1e21:
+        return format(Decimal(repr(value)), "f")
+    mantissa, _, exp = repr(value).partition("e")
+    sign = "-" if exp.startswith("-") else "+"
+    return f"{mantissa}e{sign}{exp.lstrip('+-').lstrip('0')}"
+
+
+def dumps(value: Any, *, sort_keys: bool = True) -> str:
+    """Encode `value` as Go's json.Marshal would (maps sorted unless `sort_keys=False`)."""
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, dict):
+        items = sorted(value.items()) if sort_keys else value.items()
+        inner = ",".join(f"{dumps(str(k))}:{dumps(v, sort_keys=sort_keys)}" for k, v in items)
+        return "{" + inner + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(dumps(v, sort_keys=sort_keys) for v in value) + "]"
+    return _escape(json.dumps(value, ensure_ascii=False))
+
+
+def encode(value: Any, *, sort_keys: bool = True) -> bytes:
+    """What `json.NewEncoder(w).Encode(value)` writes: the JSON plus a newline."""
+    return (dumps(value, sort_keys=sort_keys) + "\n").encode()

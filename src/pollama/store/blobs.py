@@ -1,0 +1,209 @@
+"""Content-addressed blobs under `<models>/blobs/sha256-<hex>`, as Ollama lays them out.
+
+A blob only becomes visible under its digest name after its bytes were hashed, found equal to
+the digest, flushed and fsynced: writers stream into a temp file in the same directory, then
+`os.replace` it. A crash or a full disk leaves at most a temp file, which pruning removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from pollama.errors import BadRequest, DigestMismatch, NotFound, StorageError
+
+_DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
+_BLOB_FILE = re.compile(r"sha256-[0-9a-f]{64}")
+TEMP_PREFIX = "sha256-tmp-"
+CHUNK = 1 << 20
+
+
+def parse_digest(text: str) -> str | None:
+    """`sha256:<hex>` for `sha256:<hex>` / `sha256-<hex>` (any hex case), else None."""
+    m = _DIGEST.fullmatch(text or "")
+    return f"sha256:{m.group(1).lower()}" if m else None
+
+
+def require_digest(text: str) -> str:
+    digest = parse_digest(text)
+    if digest is None:
+        raise BadRequest("invalid digest format")
+    return digest
+
+
+def storage_error(err: OSError, what: str) -> StorageError:
+    """A user-facing error for a failed write; disk full gets its own plain words."""
+    if err.errno == errno.ENOSPC:
+        return StorageError(f"no space left on device while writing {what}")
+    return StorageError(f"could not write {what}: {err.strerror or err}")
+
+
+class BlobWriter:
+    """Streams bytes into a temp file and hashes them; `commit` makes the blob visible."""
+
+    def __init__(self, blobs: Blobs, expected: str | None) -> None:
+        self._blobs = blobs
+        self.expected = expected
+        self._hash = hashlib.sha256()
+        self.size = 0
+        blobs.root.mkdir(parents=True, exist_ok=True)
+        self.temp_path = blobs.root / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+        try:
+            self._file: BinaryIO | None = open(self.temp_path, "xb")  # noqa: SIM115
+        except OSError as err:
+            raise storage_error(err, "blob") from err
+
+    def write(self, chunk: bytes) -> None:
+        assert self._file is not None
+        try:
+            self._file.write(chunk)
+        except OSError as err:
+            self.abort()
+            raise storage_error(err, "blob") from err
+        self._hash.update(chunk)
+        self.size += len(chunk)
+
+    def commit(self) -> tuple[str, bool]:
+        """Verify, fsync and rename into place; returns (digest, created)."""
+        assert self._file is not None
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as err:
+            self.abort()
+            raise storage_error(err, "blob") from err
+        self._file = None
+        digest = f"sha256:{self._hash.hexdigest()}"
+        if self.expected is not None and digest != self.expected:
+            self.abort()
+            raise DigestMismatch(f'digest mismatch, expected "{self.expected}", got "{digest}"')
+        final = self._blobs.path(digest)
+        created = not final.exists()
+        if created:
+            os.chmod(self.temp_path, 0o644)
+            os.replace(self.temp_path, final)
+            _fsync_dir(self._blobs.root)
+        else:
+            self.temp_path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.utime(final)
+        return digest, created
+
+    def abort(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        self.temp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class Blobs:
+    """The blobs directory of one model store."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, digest: str) -> Path:
+        """File path of a digest (`sha256:<hex>` or `sha256-<hex>`)."""
+        return self.root / require_digest(digest).replace(":", "-")
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        try:
+            return self.path(digest).stat().st_size
+        except FileNotFoundError:
+            raise NotFound(f'blob "{digest}" not found') from None
+
+    def writer(self, expected: str | None = None) -> BlobWriter:
+        return BlobWriter(self, expected)
+
+    def write_bytes(self, data: bytes, expected: str | None = None) -> tuple[str, int, bool]:
+        """Store bytes; returns (digest, size, created)."""
+        with self.writer(expected) as w:
+            w.write(data)
+            digest, created = w.commit()
+        return digest, len(data), created
+
+    def write_chunks(self, chunks: Iterable[bytes], expected: str | None = None) -> tuple[str, int,
+                                                                                          bool]:
+        with self.writer(expected) as w:
+            for chunk in chunks:
+                w.write(chunk)
+            digest, created = w.commit()
+        return digest, w.size, created
+
+    def read_bytes(self, digest: str) -> bytes:
+        try:
+            return self.path(digest).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f'blob "{digest}" not found') from None
+
+    def read_text(self, digest: str) -> str:
+        return self.read_bytes(digest).decode("utf-8", errors="replace")
+
+    def remove(self, digest: str) -> None:
+        self.path(digest).unlink(missing_ok=True)
+
+    def digests(self) -> Iterator[str]:
+        if not self.root.is_dir():
+            return
+        for entry in self.root.iterdir():
+            if _BLOB_FILE.fullmatch(entry.name):
+                yield entry.name.replace("-", ":", 1)
+
+    def fix_names(self) -> None:
+        """Rename `sha256:<hex>` files (written by old Ollama versions) to `sha256-<hex>`."""
+        if not self.root.is_dir():
+            return
+        for entry in self.root.iterdir():
+            digest = parse_digest(entry.name)
+            if digest and ":" in entry.name:
+                os.replace(entry, self.path(digest))
+
+    def prune(self, referenced: set[str], min_age: float = 3600.0) -> list[str]:
+        """Delete unreferenced blobs and stray files older than `min_age` seconds."""
+        removed: list[str] = []
+        if not self.root.is_dir():
+            return removed
+        now = time.time()
+        for entry in self.root.iterdir():
+            try:
+                if now - entry.stat().st_mtime < min_age:
+                    continue
+            except FileNotFoundError:
+                continue
+            name = entry.name
+            # Ollama's rule: a stray file (temp, stale partial download) or an unreferenced blob.
+            if _BLOB_FILE.fullmatch(name) and name.replace("-", ":", 1) in referenced:
+                continue
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed.append(name)
+        return removed
