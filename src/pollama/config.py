@@ -32,9 +32,12 @@ def _bool(env: dict[str, str], key: str, default: bool = False) -> bool:
     raw = _var(env, key)
     if not raw:
         return default
-    if raw in _FALSE:
-        return False
-    return True  # Ollama: anything non-empty that is not false counts as true
+    return raw not in _FALSE  # Ollama: anything non-empty that is not false counts as true
+
+
+def _optional_bool(env: dict[str, str], key: str) -> bool | None:
+    """None when the variable is unset: some behaviours depend on it being set explicitly."""
+    return _bool(env, key) if _var(env, key) else None
 
 
 def _int(env: dict[str, str], key: str, default: int) -> int:
@@ -227,12 +230,9 @@ class Config:
         models = _var(env, "OLLAMA_MODELS")
         origins = tuple(o.strip() for o in _var(env, "OLLAMA_ORIGINS").split(",") if o.strip())
         debug_raw = _var(env, "OLLAMA_DEBUG")
-        if debug_raw.isdigit():
-            debug = int(debug_raw)
-        else:
-            debug = 1 if _bool(env, "OLLAMA_DEBUG") else 0
-        go_template = _bool(env, "OLLAMA_GO_TEMPLATE") if _var(env, "OLLAMA_GO_TEMPLATE") else None
-        flash = _bool(env, "OLLAMA_FLASH_ATTENTION") if _var(env, "OLLAMA_FLASH_ATTENTION") else None
+        debug = int(debug_raw) if debug_raw.isdigit() else 1 if _bool(env, "OLLAMA_DEBUG") else 0
+        go_template = _optional_bool(env, "OLLAMA_GO_TEMPLATE")
+        flash = _optional_bool(env, "OLLAMA_FLASH_ATTENTION")
         return cls(
             host=parse_host(_var(env, "OLLAMA_HOST")),
             models=Path(models).expanduser() if models else home / "models",
@@ -268,7 +268,8 @@ SERVE_ENV_DOCS: dict[str, str] = {
     "OLLAMA_ORIGINS": "A comma separated list of allowed origins",
     "OLLAMA_FLASH_ATTENTION": "Enabled flash attention",
     "OLLAMA_KV_CACHE_TYPE": "Quantization type for the K/V cache (default: f16)",
-    "OLLAMA_LOAD_TIMEOUT": "How long to allow model loads to stall before giving up (default \"5m\")",
+    "OLLAMA_LOAD_TIMEOUT":
+        "How long to allow model loads to stall before giving up (default \"5m\")",
 }
 CLIENT_ENV_DOCS: dict[str, str] = {
     "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",

@@ -1,0 +1,148 @@
+"""The HTTP server: one FastAPI app, its error mapping, CORS and the DNS-rebinding guard."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pollama import __version__
+from pollama.config import Config
+from pollama.errors import PollamaError
+from pollama.store import Store
+
+log = logging.getLogger("pollama.server")
+
+_BUILTIN_ORIGINS = [
+    "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
+    "http://127.0.0.1", "https://127.0.0.1", "http://127.0.0.1:*", "https://127.0.0.1:*",
+    "http://0.0.0.0", "https://0.0.0.0", "http://0.0.0.0:*", "https://0.0.0.0:*",
+    "app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*",
+]
+_CORS_HEADERS = [
+    "Authorization", "Content-Type", "User-Agent", "Accept", "X-Requested-With", "OpenAI-Beta",
+    "x-stainless-arch", "x-stainless-async", "x-stainless-custom-poll-interval",
+    "x-stainless-helper-method", "x-stainless-lang", "x-stainless-os",
+    "x-stainless-package-version", "x-stainless-poll-helper", "x-stainless-retry-count",
+    "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-timeout",
+]
+
+
+@dataclass
+class ServerState:
+    """What every route needs: the settings, the store and the services built on them."""
+
+    config: Config
+    store: Store
+    services: dict[str, Any] = field(default_factory=dict)
+
+
+def state(request: Request) -> ServerState:
+    return request.app.state.pollama
+
+
+def _origin_regex(origins: list[str]) -> str:
+    parts = [re.escape(o).replace(r"\*", ".*") for o in origins]
+    return "^(" + "|".join(parts) + ")$"
+
+
+def _is_loopback_bind(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host or "0.0.0.0").is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def allowed_host(host: str) -> bool:
+    """Ollama's DNS-rebinding guard (spec API-09) for a server bound to loopback."""
+    if not host:
+        return True
+    if host.startswith("["):
+        host = host[1:].split("]")[0]
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    host = host.lower()
+    if host == "localhost" or host == socket.gethostname().lower():
+        return True
+    if host.endswith((".localhost", ".local", ".internal")):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_link_local
+
+
+def create_app(config: Config, *, prune: bool = True) -> FastAPI:
+    """Build the server app for `config`; the store is pruned at start unless OLLAMA_NOPRUNE."""
+    store = Store(config.models)
+    server = ServerState(config, store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store.ensure_dirs()
+        if prune and not config.noprune:
+            store.prune()
+        for hook in server.services.get("startup", []):
+            await hook()
+        try:
+            yield
+        finally:
+            for hook in server.services.get("shutdown", []):
+                await hook()
+
+    app = FastAPI(title="pollama", version=__version__, lifespan=lifespan,
+                  description="Ollama-compatible API served by pollama")
+    app.state.pollama = server
+
+    @app.exception_handler(PollamaError)
+    async def _pollama_error(_request: Request, err: PollamaError) -> JSONResponse:
+        return JSONResponse({"error": err.message}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {}
+        return JSONResponse({"error": str(first.get("msg", "invalid request"))}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, err: StarletteHTTPException) -> Response:
+        if err.status_code == 404:
+            return PlainTextResponse("404 page not found", status_code=404)
+        if err.status_code == 405:
+            return PlainTextResponse("405 method not allowed", status_code=405)
+        return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error")
+        return JSONResponse({"error": str(err) or type(err).__name__}, status_code=500)
+
+    if _is_loopback_bind(config.host.host):
+        @app.middleware("http")
+        async def _host_guard(request: Request, call_next: Any) -> Response:
+            if not allowed_host(request.headers.get("host", "")):
+                return Response(status_code=403)
+            return await call_next(request)
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origin_regex=_origin_regex([*config.origins, *_BUILTIN_ORIGINS]),
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+        allow_headers=_CORS_HEADERS,
+    )
+
+    from pollama.api import models as model_routes
+
+    app.include_router(model_routes.router)
+    return app

@@ -1,0 +1,161 @@
+"""Model management routes: heartbeat, version, tags, show, copy, delete, blobs, create."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.requests import ClientDisconnect
+
+from pollama import __version__
+from pollama.api.app import state
+from pollama.api.streaming import last_event_response, ndjson_response, progress_events
+from pollama.api.types import CopyRequest, CreateRequest, DeleteRequest, ShowRequest, parse_body
+from pollama.errors import BadRequest, InvalidModelName, ModelNotFound
+from pollama.names import parse
+from pollama.store.blobs import require_digest
+from pollama.store.manifest import CorruptManifest
+
+router = APIRouter()
+
+
+def go_time(value: datetime) -> str:
+    """RFC 3339 with the local offset, as Go's time.Time marshals."""
+    return value.astimezone().isoformat()
+
+
+def _body_schema(model: type) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+
+
+@router.api_route("/", methods=["GET", "HEAD"], response_class=PlainTextResponse)
+async def heartbeat() -> str:
+    return "Ollama is running"
+
+
+@router.api_route("/api/version", methods=["GET", "HEAD"])
+async def version() -> dict[str, str]:
+    return {"version": __version__}
+
+
+def model_details(config: dict[str, Any], parent_model: str = "") -> dict[str, Any]:
+    return {
+        "parent_model": parent_model,
+        "format": config.get("model_format", ""),
+        "family": config.get("model_family", ""),
+        "families": config.get("model_families"),
+        "parameter_size": config.get("model_type", ""),
+        "quantization_level": config.get("file_type", ""),
+    }
+
+
+def _read_config(request: Request, digest: str) -> dict[str, Any]:
+    try:
+        config = json.loads(state(request).store.blobs.read_bytes(digest))
+        return config if isinstance(config, dict) else {}
+    except Exception:  # listing never fails on one bad config blob
+        return {}
+
+
+@router.api_route("/api/tags", methods=["GET", "HEAD"])
+async def list_models(request: Request) -> dict[str, Any]:
+    found, _corrupt = await asyncio.to_thread(state(request).store.manifests.all)
+    found.sort(key=lambda s: s.modified_at, reverse=True)
+    models = []
+    for stored in found:
+        config = _read_config(request, stored.manifest.config.digest)
+        name = stored.name.display_shortest()
+        parent = next((lay.from_ for lay in stored.manifest.layers if lay.from_), "")
+        entry: dict[str, Any] = {
+            "name": name,
+            "model": name,
+            "modified_at": go_time(stored.modified_at),
+            "size": stored.manifest.size,
+            "digest": stored.digest,
+            "details": model_details(config, parent),
+        }
+        models.append(entry)
+    return {"models": models}
+
+
+@router.post("/api/show", openapi_extra=_body_schema(ShowRequest))
+async def show(request: Request) -> JSONResponse:
+    from pollama.show import show_model
+
+    req = parse_body(await request.body(), ShowRequest)
+    name = req.model or req.name
+    if not name:
+        raise BadRequest("model is required")
+    result = await asyncio.to_thread(show_model, state(request), name, req)
+    return JSONResponse(result)
+
+
+@router.post("/api/copy", openapi_extra=_body_schema(CopyRequest))
+async def copy(request: Request) -> Response:
+    req = parse_body(await request.body(), CopyRequest)
+    await asyncio.to_thread(state(request).store.copy, req.source, req.destination)
+    return Response(status_code=200)
+
+
+@router.delete("/api/delete", openapi_extra=_body_schema(DeleteRequest))
+async def delete(request: Request) -> Response:
+    req = parse_body(await request.body(), DeleteRequest)
+    text = req.model or req.name
+    if not parse(text).is_valid:
+        raise InvalidModelName(f'name "{text}" is invalid')
+    try:
+        await asyncio.to_thread(state(request).store.delete, text)
+    except CorruptManifest:
+        raise ModelNotFound(text) from None
+    return Response(status_code=200)
+
+
+@router.head("/api/blobs/{digest}")
+async def blob_exists(request: Request, digest: str) -> Response:
+    parsed = require_digest(digest)
+    if not state(request).store.blobs.exists(parsed):
+        return JSONResponse({"error": f'blob "{digest}" not found'}, status_code=404)
+    return Response(status_code=200)
+
+
+@router.post("/api/blobs/{digest}")
+async def upload_blob(request: Request, digest: str) -> Response:
+    """Store the raw body as a blob, verifying it hashes to `digest` before it is visible."""
+    parsed = require_digest(digest)
+    blobs = state(request).store.blobs
+    if blobs.exists(parsed):
+        return Response(status_code=200)
+    with blobs.writer(parsed) as writer:
+        try:
+            async for chunk in request.stream():
+                writer.write(chunk)
+        except ClientDisconnect:
+            writer.abort()
+            return Response(status_code=499)
+        _digest, created = writer.commit()
+    return Response(status_code=201 if created else 200)
+
+
+@router.post("/api/create", openapi_extra=_body_schema(CreateRequest))
+async def create(request: Request) -> Response:
+    req = parse_body(await request.body(), CreateRequest)
+    server = state(request)
+    plain = req.to_plain()
+    if not parse(plain.get("model") or plain.get("name") or "").is_valid:
+        raise InvalidModelName()
+    pull_sync = server.services.get("pull_sync")
+
+    from pollama.create import create_model
+
+    async def work(report: Any) -> None:
+        await asyncio.to_thread(create_model, server.store, plain, report, pull_sync)
+
+    events = progress_events(work)
+    if req.stream is False:
+        return await last_event_response(events)
+    return await ndjson_response(events)

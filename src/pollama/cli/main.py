@@ -1,0 +1,275 @@
+"""The `pollama` command: Ollama's verbs, each a thin client of the server's HTTP API."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pollama import __version__
+from pollama.cli.progress import Progress
+from pollama.cli.render import human_bytes, human_time, show_info, table
+from pollama.client import Client, ClientError
+from pollama.config import CLIENT_ENV_DOCS, SERVE_ENV_DOCS
+from pollama.names import parse
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=False,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Large language model runner",
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+def _env_help(docs: dict[str, str]) -> str:
+    lines = "\n".join(f"      {key:<27}   {text}" for key, text in docs.items())
+    return f"\n\nEnvironment Variables:\n\n{lines}"
+
+
+class UserError(Exception):
+    """A CLI-side error printed as `Error: <message>`."""
+
+
+def _client() -> Client:
+    client = Client()
+    client.ensure_server()
+    return client
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", "-v", help="Show version information")]
+    = False,
+) -> None:
+    """Large language model runner."""
+    if version:
+        client = Client()
+        try:
+            server_version = client.request("GET", "/api/version")["version"]
+        except (ClientError, KeyError, TypeError):
+            print("Warning: could not connect to a running Ollama instance")
+            print(f"Warning: client version is {__version__}")
+            raise typer.Exit(0) from None
+        print(f"ollama version is {server_version}")
+        if server_version != __version__:
+            print(f"Warning: client version is {__version__}")
+        raise typer.Exit(0)
+    if ctx.invoked_subcommand is None:
+        print(ctx.get_help())
+        raise typer.Exit(0)
+
+
+@app.command(help="Start ollama" + _env_help(SERVE_ENV_DOCS))
+def serve() -> None:
+    from pollama.server import run_server
+
+    run_server()
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+@app.command(help="Create a model" + _env_help(CLIENT_ENV_DOCS))
+def create(
+    model: Annotated[str, typer.Argument(metavar="MODEL")],
+    file: Annotated[str | None, typer.Option("--file", "-f",
+                                             help='Name of the Modelfile (default "Modelfile")')]
+    = None,
+    quantize: Annotated[str, typer.Option("--quantize", "-q",
+                                          help="Quantize model to this level (e.g. q4_K_M)")] = "",
+) -> None:
+    from pollama import modelfile as mf
+
+    if not parse(model).is_valid:
+        raise UserError(f"invalid model name: {model}")
+    path = Path(file or "Modelfile")
+    if path.exists():
+        try:
+            text = path.read_bytes()
+        except OSError as err:
+            raise UserError(f"open {path}: {err.strerror}") from None
+    elif file is None:
+        text = b"FROM .\n"
+    else:
+        raise UserError(f"open {path}: no such file or directory")
+    parsed = mf.parse(text)
+    draft = mf.build_create_request(parsed, path.resolve().parent)
+    for warning in draft.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    client = _client()
+    progress = Progress()
+    try:
+        progress.spinner("gathering model components")
+        digests: dict[Path, str] = {}
+        for local in [*draft.files.values(), *draft.adapters.values()]:
+            digest = _file_digest(local)
+            digests[local] = digest
+            if client.head_blob(digest):
+                continue
+            label = f"copying file {digest}"
+
+            def report(sent: int, total: int, label: str = label, digest: str = digest) -> None:
+                progress.bar(digest, label, total, sent)
+
+            client.upload_blob(digest, local, report)
+        body = draft.to_request(digests)
+        body["model"] = model
+        if quantize:
+            body["quantize"] = quantize
+        for event in client.stream("/api/create", body):
+            digest = event.get("digest")
+            label = event.get("status") or (f"pulling {digest[7:19]}..." if digest else "")
+            progress.event(event, label)
+    finally:
+        progress.stop()
+
+
+@app.command(help="Show information for a model" + _env_help(CLIENT_ENV_DOCS))
+def show(
+    model: Annotated[str, typer.Argument(metavar="MODEL")],
+    license: Annotated[bool, typer.Option("--license", help="Show license of a model")] = False,
+    modelfile: Annotated[bool, typer.Option("--modelfile",
+                                            help="Show Modelfile of a model")] = False,
+    parameters: Annotated[bool, typer.Option("--parameters",
+                                             help="Show parameters of a model")] = False,
+    template: Annotated[bool, typer.Option("--template", help="Show template of a model")] = False,
+    system: Annotated[bool, typer.Option("--system", help="Show system message of a model")]
+    = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="Show detailed model information")] = False,
+) -> None:
+    flags = {"license": license, "modelfile": modelfile, "parameters": parameters,
+             "template": template, "system": system}
+    chosen = [k for k, v in flags.items() if v]
+    if len(chosen) > 1:
+        raise UserError("only one of '--license', '--modelfile', '--parameters', '--system', "
+                        "or '--template' can be specified")
+    resp = _client().request("POST", "/api/show", {"model": model, "verbose": verbose})
+    if chosen:
+        value = str(resp.get(chosen[0]) or "")
+        if chosen[0] in ("system", "template"):
+            sys.stdout.write(value)
+        else:
+            print(value)
+        return
+    sys.stdout.write(show_info(resp, verbose))
+
+
+@app.command("list", help="List models" + _env_help(CLIENT_ENV_DOCS))
+def list_models(prefix: Annotated[str | None, typer.Argument()] = None) -> None:
+    _print_list(prefix)
+
+
+@app.command("ls", hidden=True, help="List models")
+def ls(prefix: Annotated[str | None, typer.Argument()] = None) -> None:
+    _print_list(prefix)
+
+
+def _print_list(prefix: str | None) -> None:
+    models = _client().request("GET", "/api/tags")["models"]
+    rows = []
+    for m in models:
+        if prefix and not m["name"].lower().startswith(prefix.lower()):
+            continue
+        size = "-" if m.get("remote_model") else human_bytes(int(m.get("size", 0)))
+        rows.append([m["name"], m["digest"][:12], size, human_time(m.get("modified_at", ""))])
+    sys.stdout.write(table(rows, ["NAME", "ID", "SIZE", "MODIFIED"]))
+
+
+@app.command(help="Copy a model" + _env_help(CLIENT_ENV_DOCS))
+def cp(source: Annotated[str, typer.Argument(metavar="SOURCE")],
+       destination: Annotated[str, typer.Argument(metavar="DESTINATION")]) -> None:
+    _client().request("POST", "/api/copy", {"source": source, "destination": destination})
+    print(f"copied '{source}' to '{destination}'")
+
+
+@app.command(help="Remove a model" + _env_help(CLIENT_ENV_DOCS))
+def rm(models: Annotated[list[str], typer.Argument(metavar="MODEL")]) -> None:
+    client = _client()
+    for name in models:
+        try:
+            client.request("POST", "/api/generate", {"model": name, "keep_alive": 0})
+        except ClientError as err:
+            if "not found" not in err.message and err.status != 404:
+                print(f"Warning: unable to stop model '{name}'", file=sys.stderr)
+        client.request("DELETE", "/api/delete", {"model": name})
+        print(f"deleted '{name}'")
+
+
+def _stream_progress(client: Client, path: str, body: dict[str, Any], verb: str) -> None:
+    progress = Progress()
+    try:
+        for event in client.stream(path, body):
+            digest = event.get("digest")
+            if digest and not event.get("completed") and verb == "pulling":
+                continue  # Ollama skips the zero update so a bar starts with real numbers
+            label = event.get("status") or (f"{verb} {digest[7:19]}..." if digest else "")
+            if digest and verb == "pulling":
+                label = f"pulling {digest[7:19]}:"
+            progress.event(event, label)
+    finally:
+        progress.stop()
+
+
+@app.command(help="Pull a model from a registry" + _env_help(CLIENT_ENV_DOCS))
+def pull(model: Annotated[str, typer.Argument(metavar="MODEL")],
+         insecure: Annotated[bool, typer.Option("--insecure",
+                                                help="Use an insecure registry")] = False) -> None:
+    _stream_progress(_client(), "/api/pull", {"model": model, "insecure": insecure}, "pulling")
+
+
+@app.command(help="Push a model to a registry" + _env_help(CLIENT_ENV_DOCS))
+def push(model: Annotated[str, typer.Argument(metavar="MODEL")],
+         insecure: Annotated[bool, typer.Option("--insecure",
+                                                help="Use an insecure registry")] = False) -> None:
+    client = _client()
+    try:
+        _stream_progress(client, "/api/push", {"model": model, "insecure": insecure}, "pushing")
+    except ClientError as err:
+        if "access denied" in err.message or "unauthorized" in err.message:
+            raise UserError("you are not authorized to push to this namespace, create the model "
+                            "under a namespace you own") from None
+        raise
+    name = parse(model)
+    dest = name.display_shortest()
+    if name.host.endswith((".ollama.ai", ".ollama.com")):
+        short = dest.removesuffix(":latest")
+        dest = f"https://ollama.com/{short}"
+    print(f"\nYou can find your model at:\n\n\t{dest}\n")
+
+
+def main() -> None:
+    """Entry point: run the app, print `Error: <message>` and exit 1 on failures."""
+    try:
+        app(standalone_mode=False)
+    except (ClientError, UserError) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    except Exception as err:  # click usage errors and friends
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if type(err).__name__ == "ModelfileError" or hasattr(err, "status"):
+            print(f"Error: {err}", file=sys.stderr)
+            sys.exit(1)
+        raise

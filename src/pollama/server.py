@@ -1,0 +1,40 @@
+"""`pollama serve`: build the app with its services and run it with uvicorn on OLLAMA_HOST."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from pollama import __version__
+from pollama.api.app import create_app
+from pollama.config import Config
+
+log = logging.getLogger("pollama.server")
+
+
+def _log_level(config: Config) -> int:
+    if config.debug >= 1:
+        return logging.DEBUG
+    return logging.INFO
+
+
+def run_server(config: Config | None = None) -> None:
+    """Serve until SIGINT/SIGTERM; loaded runners are stopped on the way out."""
+    config = config or Config.from_env()
+    logging.basicConfig(level=_log_level(config), stream=sys.stderr,
+                        format="time=%(asctime)s level=%(levelname)s source=%(name)s "
+                               "msg=%(message)s")
+    try:
+        from pollama.registry.auth import ensure_keypair
+    except ImportError:  # registry support not installed in this build
+        ensure_keypair = None
+    if ensure_keypair is not None:
+        ensure_keypair(config.home)
+    app = create_app(config)
+    log.info("Listening on %s:%d (version %s)", config.host.bind_host, config.host.port,
+             __version__)
+    uvicorn.run(app, host=config.host.bind_host, port=config.host.port,
+                log_level="debug" if config.debug else "warning", access_log=config.debug > 0,
+                timeout_graceful_shutdown=5)
