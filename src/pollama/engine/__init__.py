@@ -1,0 +1,34 @@
+"""The engine: llama.cpp in runner processes, one per loaded model, driven through a handle.
+
+The only package that imports llama_cpp, and only in the runner process (`runner`, `model`,
+`sampling`); importing `pollama.engine` from the server loads nothing native.
+
+    handle.py    RunnerHandle: start a runner process, stream completions, close it
+    protocol.py  the newline-delimited JSON protocol between handle and runner
+    runner.py    the runner process: slots, continuous batching, KV prefix reuse
+    model.py     the llama.cpp objects one runner owns (model, context, batch)
+    sampling.py  Ollama options → llama.cpp's C sampler chain
+    text.py      token bytes → text: whole UTF-8 characters, stop strings held back
+    errors.py    RunnerStartError, RunnerCrashed, PromptTooLong, ...
+"""
+
+from pollama.engine.errors import (
+    EngineError,
+    PromptTooLong,
+    RequestRejected,
+    RunnerCrashed,
+    RunnerError,
+    RunnerStartError,
+)
+from pollama.engine.handle import Embeddings, RunnerHandle
+
+__all__ = [
+    "Embeddings",
+    "EngineError",
+    "PromptTooLong",
+    "RequestRejected",
+    "RunnerCrashed",
+    "RunnerError",
+    "RunnerHandle",
+    "RunnerStartError",
+]

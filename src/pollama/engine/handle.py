@@ -1,0 +1,334 @@
+"""The server-side handle of one runner process: start it, stream completions, close it.
+
+The handle is all the scheduler knows about a loaded model (Ollama's `LlamaServer`): `start`,
+`completion`, `tokenize`, `detokenize`, `embed`, `ping`/`status`, `close`, `pid`, `exited`.
+It never imports llama_cpp; the runner is a child process speaking `protocol.py` over pipes,
+so a crash inside llama.cpp ends one runner, never the server.
+
+    runner = await RunnerHandle.start(path, num_ctx=2048, num_parallel=4)
+    async for chunk in runner.completion({"prompt": "Why is the sky blue?",
+                                          "options": {"temperature": 0, "num_predict": 32}}):
+        if chunk.get("done"):
+            print(chunk["done_reason"], chunk["eval_count"])
+        else:
+            print(chunk["text"], end="")
+    await runner.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pollama.engine import protocol
+from pollama.engine.errors import (
+    PromptTooLong,
+    RequestRejected,
+    RunnerCrashed,
+    RunnerError,
+    RunnerStartError,
+)
+
+log = logging.getLogger("pollama.runner")
+
+_EXITED = object()  # put on every pending queue when the process is gone
+_LINE_LIMIT = 1 << 28  # embeddings and token lists can make long lines
+
+
+class Embeddings(list):  # type: ignore[type-arg]
+    """A list of embedding vectors that also carries `prompt_eval_count` (tokens read)."""
+
+    prompt_eval_count: int = 0
+
+
+class RunnerHandle:
+    """One runner process and the requests in flight to it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log_file: str | None) -> None:
+        self._proc = proc
+        self._pending: dict[int, asyncio.Queue[Any]] = {}
+        self._ids = itertools.count(1)
+        self._tail: collections.deque[str] = collections.deque(maxlen=20)
+        self._log_file = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
+        self._info: dict[str, Any] = {}
+        self._fatal = ""
+        self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._stderr_task = asyncio.create_task(self._read_stderr())
+        self._stdout_task = asyncio.create_task(self._read_stdout())
+        self._close_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(
+        cls,
+        model_path: str | os.PathLike[str],
+        *,
+        num_ctx: int,
+        num_parallel: int,
+        num_batch: int = 512,
+        num_thread: int = 0,
+        use_mmap: bool = True,
+        num_gpu: int = -1,
+        embedding: bool = False,
+        adapters: Sequence[str | os.PathLike[str]] = (),
+        projector: str | os.PathLike[str] | None = None,
+        log_file: str | os.PathLike[str] | None = None,
+        load_timeout: float = 300.0,
+        verbose: bool = False,
+    ) -> RunnerHandle:
+        """Start a runner process and wait until it has loaded the model.
+
+        Raises RunnerStartError (with the runner's last word) if it exits or stalls first.
+        """
+        args = [
+            "--model", os.fspath(model_path), "--ctx-size", str(num_ctx),
+            "--parallel", str(num_parallel), "--batch-size", str(num_batch),
+            "--threads", str(num_thread), "--n-gpu-layers", str(num_gpu),
+        ]
+        if not use_mmap:
+            args.append("--no-mmap")
+        if embedding:
+            args.append("--embedding")
+        for adapter in adapters:
+            args += ["--lora", os.fspath(adapter)]
+        if projector is not None:
+            args += ["--mmproj", os.fspath(projector)]
+        if verbose:
+            args.append("--verbose")
+        env = dict(os.environ)
+        src = str(Path(__file__).resolve().parents[2])  # so the child imports this pollama
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "pollama.engine.runner", *args,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env, limit=_LINE_LIMIT,
+            start_new_session=True,  # a Ctrl+C meant for the server does not hit its runners
+        )
+        handle = cls(proc, os.fspath(log_file) if log_file else None)
+        try:
+            handle._info = await asyncio.wait_for(asyncio.shield(handle._ready), load_timeout)
+        except TimeoutError:
+            await handle.close(grace=0)
+            raise RunnerStartError(
+                "timed out waiting for llama runner to start", reason="load timeout"
+            ) from None
+        except BaseException:
+            await handle.close(grace=0)
+            raise
+        return handle
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        """The runner's process id."""
+        return self._proc.pid
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The metadata the runner reported when ready (n_ctx_train, bos, eos, n_vocab, ...)."""
+        return self._info
+
+    @property
+    def memory_bytes(self) -> int:
+        """Estimated memory of the runner: model file size plus KV cache bytes."""
+        return int(self._info.get("memory_bytes", 0))
+
+    @property
+    def exited(self) -> bool:
+        """Whether the process has ended."""
+        return self._proc.returncode is not None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once the process has ended."""
+        return self._proc.returncode
+
+    @property
+    def last_log_line(self) -> str:
+        """The runner's last non-empty stderr line."""
+        return self._tail[-1] if self._tail else ""
+
+    async def wait_exited(self) -> int:
+        """Wait for the process to end; return its exit status."""
+        return await self._proc.wait()
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def completion(self, request: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Stream one completion: `{"text", "logprobs"?}` chunks, then the `{"done": True}` one.
+
+        Leaving the loop early (break, aclose, task cancelled) cancels the request in the
+        runner. Raises RunnerCrashed if the process dies, PromptTooLong / RequestRejected if
+        the runner refuses the request, RunnerError if it fails it.
+        """
+        rid, replies = self._open()
+        finished = False
+        try:
+            self._send({**request, "op": "completion", "id": rid})
+            while True:
+                msg = await replies.get()
+                if msg is _EXITED:
+                    finished = True
+                    raise self._crashed()
+                if "error" in msg:
+                    finished = True
+                    raise _request_error(msg)
+                del msg["id"]
+                if msg.get("done"):
+                    finished = True
+                    yield msg
+                    return
+                yield msg
+        finally:
+            self._pending.pop(rid, None)
+            if not finished and not self.exited:
+                with contextlib.suppress(RunnerCrashed):
+                    self._send({"op": "cancel", "id": rid})
+
+    async def tokenize(
+        self, text: str, add_special: bool = True, parse_special: bool = True
+    ) -> list[int]:
+        """Text → token ids with the model's tokenizer."""
+        reply = await self._call({"op": "tokenize", "text": text, "add_special": add_special,
+                                  "parse_special": parse_special})
+        return reply["tokens"]
+
+    async def detokenize(self, ids: Sequence[int]) -> str:
+        """Token ids → text (special tokens rendered)."""
+        reply = await self._call({"op": "detokenize", "tokens": list(ids)})
+        return reply["text"]
+
+    async def embed(self, texts: Sequence[str], truncate: bool = True) -> Embeddings:
+        """Pooled, not yet normalised embeddings of each text (runner started with embedding)."""
+        reply = await self._call({"op": "embed", "texts": list(texts), "truncate": truncate})
+        result = Embeddings(reply["embeddings"])
+        result.prompt_eval_count = int(reply.get("prompt_eval_count", 0))
+        return result
+
+    async def status(self, timeout: float | None = 10.0) -> dict[str, Any]:
+        """The runner's slot table: `{"ok", "slots", "busy": [slot ids], "queued"}`."""
+        reply = await self._call({"op": "status"}, timeout)
+        del reply["id"]
+        return reply
+
+    async def ping(self, timeout: float = 10.0) -> bool:
+        """True if the runner answers within `timeout` seconds."""
+        try:
+            await self.status(timeout)
+        except (RunnerCrashed, RunnerError, TimeoutError):
+            return False
+        return True
+
+    async def close(self, grace: float = 5.0) -> None:
+        """Ask the runner to shut down, kill it after `grace` seconds; idempotent."""
+        if self._close_task is None:
+            self._close_task = asyncio.ensure_future(self._close(grace))
+        await asyncio.shield(self._close_task)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _close(self, grace: float) -> None:
+        if not self.exited:
+            with contextlib.suppress(RunnerCrashed):
+                self._send({"op": "shutdown"})
+            with contextlib.suppress(Exception):
+                self._proc.stdin.close()
+            try:
+                await asyncio.wait_for(self._proc.wait(), grace)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self._proc.kill()
+                await self._proc.wait()
+        await asyncio.gather(self._stdout_task, self._stderr_task, return_exceptions=True)
+        if self._log_file is not None:
+            self._log_file.close()
+
+    def _open(self) -> tuple[int, asyncio.Queue[Any]]:
+        if self.exited or self._stdout_task.done():
+            raise self._crashed()
+        rid = next(self._ids)
+        replies: asyncio.Queue[Any] = asyncio.Queue()
+        self._pending[rid] = replies
+        return rid, replies
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self._proc.stdin.write(protocol.encode(message))
+        except (BrokenPipeError, ConnectionResetError, RuntimeError) as e:
+            raise self._crashed() from e
+
+    async def _call(self, message: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
+        rid, replies = self._open()
+        try:
+            self._send({**message, "id": rid})
+            msg = await asyncio.wait_for(replies.get(), timeout)
+        finally:
+            self._pending.pop(rid, None)
+        if msg is _EXITED:
+            raise self._crashed()
+        if "error" in msg:
+            raise _request_error(msg)
+        return msg
+
+    def _crashed(self) -> RunnerCrashed:
+        return RunnerCrashed(last_log_line=self.last_log_line, returncode=self.returncode)
+
+    async def _read_stdout(self) -> None:
+        stdout = self._proc.stdout
+        try:
+            while line := await stdout.readline():
+                try:
+                    msg = protocol.decode(line)
+                except ValueError:
+                    log.warning("runner %d sent a malformed line: %.200r", self.pid, line)
+                    continue
+                replies = self._pending.get(msg.get("id"))
+                if replies is not None:
+                    replies.put_nowait(msg)
+                elif "ready" in msg:
+                    if not self._ready.done():
+                        self._ready.set_result(msg["ready"])
+                elif "fatal" in msg:
+                    self._fatal = str(msg["fatal"])
+        finally:
+            await self._proc.wait()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), 2.0)
+            if not self._ready.done():
+                reason = self._fatal or self.last_log_line or "no output"
+                self._ready.set_exception(RunnerStartError(
+                    f"llama runner process has terminated: exit status {self.returncode}: "
+                    f"{reason}", reason=reason, returncode=self.returncode,
+                ))
+                self._ready.exception()  # mark retrieved: start() may be gone already
+            for replies in self._pending.values():
+                replies.put_nowait(_EXITED)
+
+    async def _read_stderr(self) -> None:
+        stderr = self._proc.stderr
+        while line := await stderr.readline():
+            text = line.decode("utf-8", "replace").rstrip()
+            if self._log_file is not None:
+                self._log_file.write(text + "\n")
+                self._log_file.flush()
+            else:
+                log.debug("runner %d: %s", self.pid, text)
+            if text.strip():
+                self._tail.append(text)
+
+
+def _request_error(msg: dict[str, Any]) -> Exception:
+    code, text = msg.get("code"), str(msg.get("error"))
+    if code == protocol.CODE_PROMPT_TOO_LONG:
+        return PromptTooLong()
+    if code == protocol.CODE_BAD_REQUEST:
+        return RequestRejected(text)
+    return RunnerError(text)

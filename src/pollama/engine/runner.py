@@ -1,0 +1,587 @@
+"""The runner process: one loaded model, `num_parallel` slots, a continuous-batching loop.
+
+    python -m pollama.engine.runner --model PATH [--ctx-size N] [--parallel N] [--batch-size N]
+        [--threads N] [--no-mmap] [--n-gpu-layers N] [--embedding] [--lora PATH]... [--verbose]
+
+It speaks the protocol in `protocol.py` on stdin/stdout (stderr is its log). The main thread
+runs the loop; a reader thread turns stdin lines into an inbox (and answers tokenize,
+detokenize and status itself, which only read the vocabulary); a writer thread sends replies,
+merging a request's text chunks while the server is slow to read, never delaying one when it
+is idle.
+
+Each step of the loop is one `llama_decode` over a batch holding every generating slot's next
+token plus chunks of pending prompts (at most `num_batch` tokens in all), then one C sampler
+chain call per slot that has logits. A slot is one sequence id with its own `num_ctx` window;
+it remembers the tokens in its KV cells, so a request that shares a prefix with a free slot's
+cache only evaluates the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import queue
+import sys
+import threading
+import time
+from typing import Any
+
+from llama_cpp import llama_cpp as C
+
+from pollama.engine import protocol
+from pollama.engine.model import LoadedModel, LoadOptions
+from pollama.engine.sampling import GenerationParams, build_chain, generation_params
+from pollama.engine.text import TextStream
+
+_now = time.perf_counter_ns
+
+
+class Outbox:
+    """Writes protocol messages from a thread; text chunks of one request merge while queued."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._cond = threading.Condition(threading.Lock())
+        self._items: list[dict[str, Any]] = []
+        self._open: dict[Any, dict[str, Any]] = {}  # request id → its chunk still in _items
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
+        self._thread.start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue any message; it closes the request's open text chunk so order is kept."""
+        with self._cond:
+            self._open.pop(message.get("id"), None)
+            self._items.append(message)
+            self._cond.notify()
+
+    def text(self, rid: Any, text: str, logprobs: list[dict[str, Any]] | None) -> None:
+        """Queue generated text (and its logprobs), merged into a chunk not yet written."""
+        with self._cond:
+            chunk = self._open.get(rid)
+            if chunk is not None:
+                chunk["text"] += text
+                if logprobs:
+                    chunk["logprobs"].extend(logprobs)
+                return
+            chunk = {"id": rid, "text": text}
+            if logprobs is not None:
+                chunk["logprobs"] = logprobs
+            self._open[rid] = chunk
+            self._items.append(chunk)
+            self._cond.notify()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued, then stop the writer thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        broken = False
+        while True:
+            with self._cond:
+                while not self._items and not self._closed:
+                    self._cond.wait()
+                items, self._items = self._items, []
+                self._open.clear()
+                if not items:
+                    return
+            if broken:
+                continue
+            data = b"".join([protocol.encode(m) for m in items])
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self._fd, view):]
+            except OSError:
+                broken = True  # the server is gone; the reader sees EOF and ends the loop
+
+
+class Request:
+    """One completion: its prompt, sampler chain, output so far and timings."""
+
+    __slots__ = ("cached", "chain", "eval_ns", "generated", "id", "logprobs", "num_keep",
+                 "num_predict", "prompt", "prompt_ns", "sampler", "shift", "stream",
+                 "top_logprobs", "truncated")
+
+    def __init__(self, rid: Any, prompt: list[int], params: GenerationParams, chain: Any,
+                 truncated: bool) -> None:
+        self.id = rid
+        self.prompt = prompt
+        self.chain = chain
+        self.sampler = chain.sampler
+        self.stream = TextStream(params.stop)
+        self.num_predict = params.num_predict
+        self.num_keep = params.num_keep
+        self.shift = params.shift
+        self.logprobs = params.logprobs
+        self.top_logprobs = params.top_logprobs
+        self.truncated = truncated
+        self.generated: list[int] = []
+        self.cached = 0
+        self.prompt_ns = 0
+        self.eval_ns = 0
+
+
+class Slot:
+    """One sequence id of the context and the tokens its KV cells hold (position = index)."""
+
+    __slots__ = ("i_batch", "last_used", "next_token", "pending", "request", "seq", "tokens")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.tokens: list[int] = []
+        self.request: Request | None = None
+        self.pending: list[int] = []  # prompt tokens still to evaluate
+        self.next_token = -1  # sampled, to be decoded in the next step
+        self.i_batch = -1  # row of this slot's logits in the current batch
+        self.last_used = 0
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the common prefix of two token lists (slice compares run in C)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    lo, hi = 0, n  # a[:lo] == b[:lo], a[:hi] != b[:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def context_shift_prompt_limit(num_ctx: int, num_keep: int) -> int:
+    """Ollama's contextShiftPromptLimit: keep num_keep, free about half of the rest."""
+    if num_ctx <= 1:
+        return 0
+    num_keep = max(0, min(num_keep, num_ctx - 1))
+    return num_ctx - max((num_ctx - num_keep) // 2, 1)
+
+
+class PromptTooLongError(ValueError):
+    """The prompt does not fit the window and context shift is off."""
+
+
+class Runner:
+    """The slots and the batch loop of one loaded model."""
+
+    def __init__(self, model: LoadedModel, outbox: Outbox) -> None:
+        self.model = model
+        self.outbox = outbox
+        self.num_ctx = model.num_ctx
+        self.n_batch = model.n_batch
+        self.slots = [Slot(i) for i in range(model.num_parallel)]
+        self.active: list[Slot] = []  # slots serving a request, in admission order
+        self.queue: collections.deque[Request] = collections.deque()
+        self.running = True
+        self._clock = 0
+        self._prompt_cap = self.n_batch
+        self._n_swa = C.llama_model_n_swa(model.model.model)
+
+    # -- messages --------------------------------------------------------------------------
+
+    def answer(self, msg: dict[str, Any]) -> None:
+        """Ops that only read the vocabulary or the slot table (safe from the reader thread)."""
+        op, rid = msg.get("op"), msg.get("id")
+        try:
+            if op == "tokenize":
+                tokens = self.model.tokenize(str(msg.get("text", "")),
+                                             bool(msg.get("add_special", True)),
+                                             bool(msg.get("parse_special", True)))
+                self.outbox.send({"id": rid, "tokens": tokens})
+            elif op == "detokenize":
+                tokens = [int(t) for t in msg.get("tokens") or []]
+                self.outbox.send({"id": rid, "text": self.model.detokenize(tokens)})
+            else:  # status / ping
+                busy = [s.seq for s in self.slots if s.request is not None]
+                self.outbox.send({"id": rid, "ok": True, "slots": len(self.slots), "busy": busy,
+                                  "queued": len(self.queue)})
+        except (ValueError, TypeError) as e:
+            self._error(rid, str(e))
+
+    def dispatch(self, msg: dict[str, Any]) -> None:
+        """Ops that touch the context, run in the loop's thread between steps."""
+        op = msg.get("op")
+        if op == "completion":
+            self._submit(msg)
+        elif op == "cancel":
+            self._cancel(msg.get("id"))
+        elif op == "embed":
+            self._embed(msg)
+        elif op == "shutdown":
+            self.running = False
+        elif op in ("tokenize", "detokenize", "status", "ping"):
+            self.answer(msg)
+        else:
+            self._error(msg.get("id"), f"unknown op {op!r}")
+
+    def _error(self, rid: Any, message: str, code: str = protocol.CODE_BAD_REQUEST) -> None:
+        self.outbox.send({"id": rid, "error": message, "code": code})
+
+    def _submit(self, msg: dict[str, Any]) -> None:
+        rid = msg.get("id")
+        m = self.model
+        if m.options.embedding:
+            self._error(rid, "this runner was started for embeddings only")
+            return
+        try:
+            params = generation_params(msg, self.num_ctx)
+            prompt = msg.get("prompt")
+            if isinstance(prompt, str):
+                tokens = m.tokenize(prompt, True, True)
+            elif isinstance(prompt, list):
+                tokens = [int(t) for t in prompt]
+                m.check_tokens(tokens)
+            else:
+                raise ValueError("prompt must be a string or a list of token ids")
+            if not tokens:
+                raise ValueError("the prompt is empty")
+            tokens, truncated = self._fit(tokens, params)
+            chain = build_chain(params.sampling, vocab=m.vocab, n_vocab=m.n_vocab,
+                                num_ctx=self.num_ctx, grammar=params.grammar, history=tokens)
+        except PromptTooLongError as e:
+            self._error(rid, str(e), protocol.CODE_PROMPT_TOO_LONG)
+            return
+        except (ValueError, TypeError) as e:
+            self._error(rid, str(e))
+            return
+        self.queue.append(Request(rid, tokens, params, chain, truncated))
+
+    def _fit(self, tokens: list[int], params: GenerationParams) -> tuple[list[int], bool]:
+        """Ollama's completionPromptForRequest: trim an over-long prompt, or refuse it."""
+        limit = self.num_ctx - 1
+        if len(tokens) <= limit:
+            return tokens, False
+        if not params.shift:
+            raise PromptTooLongError("prompt too long")
+        keep = len(tokens) if params.num_keep < 0 else params.num_keep
+        keep = min(keep + (1 if self.model.add_bos else 0), limit)
+        discard = len(tokens) - context_shift_prompt_limit(self.num_ctx, keep)
+        print(f"truncating input prompt: prompt={len(tokens)} keep={keep} "
+              f"new={len(tokens) - discard}", file=sys.stderr)
+        return tokens[:keep] + tokens[keep + discard:], True
+
+    def _cancel(self, rid: Any) -> None:
+        for req in self.queue:
+            if req.id == rid:
+                self.queue.remove(req)
+                req.chain.close()
+                self._done(req, "cancel")
+                return
+        for slot in self.active:
+            if slot.request is not None and slot.request.id == rid:
+                self._finish(slot, "cancel")
+                return
+
+    def _embed(self, msg: dict[str, Any]) -> None:
+        rid = msg.get("id")
+        if not self.model.options.embedding:
+            self._error(rid, "this runner was not started for embeddings (--embedding)")
+            return
+        try:
+            texts = msg.get("texts")
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise ValueError("texts must be a list of strings")
+            vectors, n_tokens = self.model.embed(texts, bool(msg.get("truncate", True)))
+        except ValueError as e:
+            self._error(rid, str(e))
+            return
+        except RuntimeError as e:
+            self._error(rid, str(e), protocol.CODE_INTERNAL)
+            return
+        self.outbox.send({"id": rid, "embeddings": vectors, "prompt_eval_count": n_tokens})
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def serve(self, inbox: queue.SimpleQueue[dict[str, Any]]) -> None:
+        """Run until shutdown (or stdin EOF): take messages, admit requests, step the batch."""
+        while self.running:
+            if not self.active and not self.queue:
+                self.dispatch(inbox.get())
+            t0 = _now()
+            while not inbox.empty():
+                self.dispatch(inbox.get())
+            if self.queue:
+                self._admit()
+            if self.active and self.running:
+                self._step(t0)
+        for slot in list(self.active):
+            self._finish(slot, "cancel")
+        while self.queue:
+            self.queue.popleft().chain.close()
+
+    def _admit(self) -> None:
+        """Give queued requests the free slot whose cache shares the longest prefix."""
+        free = [s for s in self.slots if s.request is None]
+        while self.queue and free:
+            req = self.queue.popleft()
+            best, best_len = free[0], -1
+            for slot in free:
+                n = common_prefix(slot.tokens, req.prompt)
+                if n > best_len or (n == best_len and slot.last_used < best.last_used):
+                    best, best_len = slot, n
+            free.remove(best)
+            self._start(best, req, best_len)
+
+    def _start(self, slot: Slot, req: Request, prefix: int) -> None:
+        mem, seq = self.model.memory, slot.seq
+        keep = min(prefix, len(req.prompt) - 1)  # evaluate at least one token to get logits
+        if keep < len(slot.tokens):
+            if not C.llama_memory_seq_rm(mem, seq, keep, -1):
+                C.llama_memory_seq_rm(mem, seq, -1, -1)
+                keep = 0
+            del slot.tokens[keep:]
+        if keep > 0:
+            pos_min = C.llama_memory_seq_pos_min(mem, seq)
+            if pos_min > 0 and (self._n_swa <= 0 or keep - pos_min < self._n_swa):
+                C.llama_memory_seq_rm(mem, seq, -1, -1)  # cells the suffix needs are gone
+                keep = 0
+                slot.tokens.clear()
+        req.cached = keep
+        slot.request = req
+        slot.pending = req.prompt[keep:]
+        slot.i_batch = -1
+        self.active.append(slot)
+
+    def _step(self, t0: int) -> None:
+        """One llama_decode over every slot's next token plus prompt chunks, then sampling."""
+        batch = self.model.batch.batch
+        token, pos, seq_id, logits = batch.token, batch.pos, batch.seq_id, batch.logits
+        n = 0
+        decoding: list[Slot] = []
+        for slot in list(self.active):
+            if slot.pending:
+                continue
+            n_past = len(slot.tokens)
+            if n_past >= self.num_ctx and not self._make_room(slot):
+                continue
+            token[n] = slot.next_token
+            pos[n] = len(slot.tokens)
+            seq_id[n][0] = slot.seq
+            logits[n] = 1
+            slot.i_batch = n
+            n += 1
+            decoding.append(slot)
+        budget = min(self.n_batch - n, self._prompt_cap)
+        prompting: list[tuple[Slot, int]] = []
+        for slot in self.active:
+            if not slot.pending or budget <= 0:
+                continue
+            take = min(len(slot.pending), budget)
+            base, seq, chunk = len(slot.tokens), slot.seq, slot.pending
+            for j in range(take):
+                token[n] = chunk[j]
+                pos[n] = base + j
+                seq_id[n][0] = seq
+                logits[n] = 0
+                n += 1
+            if take == len(chunk):
+                logits[n - 1] = 1
+                slot.i_batch = n - 1
+            prompting.append((slot, take))
+            budget -= take
+        if n == 0:
+            return
+        batch.n_tokens = n
+        rc = C.llama_decode(self.model.ctx, batch)
+        if rc != 0:
+            self._decode_failed(rc, decoding, prompting)
+            return
+        self._prompt_cap = self.n_batch
+        for slot in decoding:
+            slot.tokens.append(slot.next_token)
+        for slot, take in prompting:
+            slot.tokens.extend(slot.pending[:take])
+            del slot.pending[:take]
+
+        finished = [(slot, reason) for slot in decoding if (reason := self._sample(slot))]
+        for slot, _ in prompting:
+            if not slot.pending and (reason := self._sample(slot)):
+                finished.append((slot, reason))
+        dt = _now() - t0
+        for slot in decoding:
+            slot.request.eval_ns += dt
+        for slot, _ in prompting:
+            slot.request.prompt_ns += dt
+        for slot, reason in finished:
+            self._finish(slot, reason)
+
+    def _sample(self, slot: Slot) -> str | None:
+        """Sample the slot's next token and emit its text; return a done reason when it ends."""
+        req = slot.request
+        if len(req.generated) >= req.num_predict:
+            return "length"
+        m = self.model
+        tok = C.llama_sampler_sample(req.sampler, m.ctx, slot.i_batch)
+        if C.llama_vocab_is_eog(m.vocab, tok):
+            return "stop"
+        req.generated.append(tok)
+        text = req.stream.push(m.piece(tok))
+        if req.logprobs:
+            self.outbox.text(req.id, text, [m.logprobs(slot.i_batch, tok, req.top_logprobs)])
+        elif text:
+            self.outbox.text(req.id, text, None)
+        if req.stream.stopped:
+            return "stop"
+        if len(req.generated) >= req.num_predict:
+            return "length"
+        slot.next_token = tok
+        return None
+
+    def _make_room(self, slot: Slot) -> bool:
+        """The slot's window is full: shift its context (keep num_keep, drop half) or end it."""
+        req = slot.request
+        if not req.shift or not self.model.can_shift:
+            self._finish(slot, "length")
+            return False
+        n_past = len(slot.tokens)
+        keep = n_past if req.num_keep < 0 else req.num_keep + (1 if self.model.add_bos else 0)
+        keep = max(0, min(keep, n_past - 2))
+        discard = (n_past - keep) // 2
+        mem = self.model.memory
+        C.llama_memory_seq_rm(mem, slot.seq, keep, keep + discard)
+        C.llama_memory_seq_add(mem, slot.seq, keep + discard, n_past, -discard)
+        del slot.tokens[keep:keep + discard]
+        return True
+
+    def _decode_failed(self, rc: int, decoding: list[Slot],
+                       prompting: list[tuple[Slot, int]]) -> None:
+        """Handle llama_decode's codes: 1 → smaller prompt chunks, then evict; else fail."""
+        in_batch = decoding + [slot for slot, _ in prompting]
+        mem = self.model.memory
+        if rc == 1:  # no KV cells for this batch; nothing was written
+            taken = sum(take for _, take in prompting)
+            if taken > 1:
+                self._prompt_cap = max(1, taken // 2)
+                return
+            idle = [s for s in self.slots if s.request is None and s.tokens]
+            if idle:
+                for slot in idle:
+                    C.llama_memory_seq_rm(mem, slot.seq, -1, -1)
+                    slot.tokens.clear()
+                return
+            self._finish(max(in_batch, key=lambda s: len(s.tokens)), "length")
+            return
+        # 2 (aborted) and < 0 (invalid/fatal): processed ubatches may remain; roll them back.
+        print(f"llama_decode failed with code {rc}", file=sys.stderr)
+        for slot in in_batch:
+            C.llama_memory_seq_rm(mem, slot.seq, len(slot.tokens), -1)
+            rid = slot.request.id
+            self._release(slot)
+            self._error(rid, f"llama_decode failed with code {rc}", protocol.CODE_INTERNAL)
+
+    def _finish(self, slot: Slot, reason: str) -> None:
+        req = slot.request
+        tail = req.stream.flush()
+        if tail:
+            self.outbox.text(req.id, tail, [] if req.logprobs else None)
+        self._release(slot)
+        self._done(req, reason)
+
+    def _release(self, slot: Slot) -> None:
+        slot.request.chain.close()
+        slot.request = None
+        slot.pending = []
+        self._clock += 1
+        slot.last_used = self._clock
+        self.active.remove(slot)
+
+    def _done(self, req: Request, reason: str) -> None:
+        self.outbox.send({
+            "id": req.id,
+            "done": True,
+            "done_reason": reason,
+            "prompt_eval_count": len(req.prompt),
+            "prompt_eval_duration": req.prompt_ns,
+            "eval_count": len(req.generated),
+            "eval_duration": req.eval_ns,
+            "prompt_cached": req.cached,
+            "truncated": req.truncated,
+            "tokens": req.prompt + req.generated,
+        })
+
+
+def _read_stdin(runner: Runner, inbox: queue.SimpleQueue[dict[str, Any]]) -> None:
+    """Reader thread: quick ops are answered here, the rest go to the loop; EOF = shutdown."""
+    for line in sys.stdin.buffer:
+        if not line.strip():
+            continue
+        try:
+            msg = protocol.decode(line)
+        except ValueError as e:
+            print(f"ignoring malformed message: {e}", file=sys.stderr)
+            continue
+        if msg.get("op") in ("tokenize", "detokenize", "status", "ping"):
+            runner.answer(msg)
+        else:
+            inbox.put(msg)
+    inbox.put({"op": "shutdown"})
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The runner's command line (what `RunnerHandle.start` passes)."""
+    p = argparse.ArgumentParser(prog="python -m pollama.engine.runner")
+    p.add_argument("--model", required=True)
+    p.add_argument("--ctx-size", type=int, default=2048, help="per-slot context (num_ctx)")
+    p.add_argument("--parallel", type=int, default=1, help="slots (num_parallel)")
+    p.add_argument("--batch-size", type=int, default=512)
+    p.add_argument("--threads", type=int, default=0, help="0 = one per physical core")
+    p.add_argument("--no-mmap", action="store_true")
+    p.add_argument("--n-gpu-layers", type=int, default=-1)
+    p.add_argument("--embedding", action="store_true")
+    p.add_argument("--lora", action="append", default=[])
+    p.add_argument("--mmproj", default=None, help="multimodal projector (not supported yet)")
+    p.add_argument("--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model, say `ready` (or `fatal`), serve until shutdown; the exit status says how."""
+    args = parse_args(argv)
+    out_fd = os.dup(1)
+    os.dup2(2, 1)  # anything else printing to stdout (C code included) lands in the log
+    sys.stdout = sys.stderr
+    outbox = Outbox(out_fd)
+    options = LoadOptions(
+        num_ctx=args.ctx_size, num_parallel=args.parallel, num_batch=args.batch_size,
+        num_thread=args.threads, use_mmap=not args.no_mmap, num_gpu=args.n_gpu_layers,
+        embedding=args.embedding, adapters=tuple(args.lora), verbose=args.verbose,
+    )
+    try:
+        if args.mmproj:
+            raise RuntimeError("multimodal projectors are not supported by this runner yet")
+        if args.ctx_size < 1 or args.parallel < 1:
+            raise ValueError("--ctx-size and --parallel must be positive")
+        model = LoadedModel(args.model, options)
+    except Exception as e:
+        reason = str(e) or type(e).__name__
+        print(f"error: {reason}", file=sys.stderr)
+        outbox.send({"fatal": reason})
+        outbox.close()
+        return 1
+    try:
+        info = model.info()
+        print(f"runner ready: {info['model']} num_ctx={info['num_ctx']} "
+              f"parallel={info['num_parallel']} threads={info['num_thread']}", file=sys.stderr)
+        runner = Runner(model, outbox)
+        inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        threading.Thread(target=_read_stdin, args=(runner, inbox), name="stdin",
+                         daemon=True).start()
+        outbox.send({"ready": info})
+        runner.serve(inbox)
+    finally:
+        model.close()
+        outbox.close()
+    return 0
+
+
+if __name__ == "__main__":
+    status = main()
+    sys.stderr.flush()
+    os._exit(status)  # the stdin reader may still be blocked in read(); don't wait for it
