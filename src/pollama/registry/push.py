@@ -1,0 +1,238 @@
+"""`push`: send a model's blobs and manifest to its registry (PUSH-02, REG-08..REG-12).
+
+Per blob: `HEAD` (present → skip), `POST .../blobs/uploads/` (with `?mount=&from=` for a layer
+reused from another model; `201` means mounted), then the parts in order as `PATCH` with
+`Content-Range: <start>-<end>`, and a final `PUT <location>?digest=..&etag=..`. A `307` answer to
+a `PATCH` (Ollama's registry) sends that part's bytes by `PUT` to the redirect target, without
+credentials, while the next part goes on. Docker Distribution needs the chunks in order and the
+final `PUT`, which is what this does. A `PATCH` that fails restarts the blob's upload session (up
+to 6 times, 2^n s apart): Distribution cannot resume a session whose last chunk broke off.
+The manifest is sent as the bytes stored locally, so the model keeps its ID on the registry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+import httpx
+
+from pollama.names import Name, parse
+from pollama.registry.client import MEDIA_MANIFEST, RegistryClient, translate_errors
+from pollama.registry.download import BACKOFF_BASE, MAX_RETRIES, part_sizes
+from pollama.registry.errors import (
+    InsecureProtocol,
+    LocalManifestMissing,
+    MaxRetriesExceeded,
+    RegistryError,
+    RemoteNotFound,
+)
+from pollama.registry.progress import TICK, Progress, status, transfer
+from pollama.store import CorruptManifest, Store
+from pollama.store.manifest import Layer
+
+log = logging.getLogger("pollama.registry")
+
+READ_CHUNK = 1 << 20
+
+
+async def push_model(store: Store, name: Name, *, insecure: bool = False,
+                     progress: Progress) -> None:
+    """Push `name` from `store` to its registry, reporting Ollama's progress objects."""
+    progress(status("retrieving manifest"))
+    if name.scheme == "http" and not insecure:
+        raise InsecureProtocol()
+    name = store.manifests.resolve(name)
+    try:
+        stored = store.manifests.read(name)
+    except CorruptManifest as err:
+        progress(status("couldn't retrieve manifest"))
+        raise LocalManifestMissing(f"corrupt manifest for {name}: {err}") from err
+    if stored is None:
+        progress(status("couldn't retrieve manifest"))
+        raise LocalManifestMissing(f"open {store.manifests.path(name)}: no such file or directory")
+    raw = stored.path.read_bytes()
+    manifest = stored.manifest
+    layers = manifest.all_layers() if manifest.config.digest else list(manifest.layers)
+
+    with translate_errors():
+        async with RegistryClient(name, insecure=insecure) as client:
+            for layer in layers:
+                await upload_blob(client, store, layer, progress)
+            progress(status("pushing manifest"))
+            await client.request("PUT", client.url("manifests", name.tag), body=raw,
+                                 headers={"Content-Type": manifest.media_type or MEDIA_MANIFEST})
+    progress(status("success"))
+
+
+async def upload_blob(client: RegistryClient, store: Store, layer: Layer,
+                      progress: Progress) -> None:
+    """Upload one blob unless the registry has it (REG-08)."""
+    try:
+        await client.request("HEAD", client.url("blobs", layer.digest))
+        progress(transfer("pushing", layer.digest, layer.size, layer.size))
+        return
+    except RemoteNotFound:
+        pass
+    upload = _Upload(client, store.blobs.path(layer.digest), layer)
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(TICK)
+            progress(transfer("pushing", layer.digest, upload.total, upload.completed))
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        await upload.run()
+    finally:
+        ticker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ticker
+    progress(transfer("pushing", layer.digest, upload.total, upload.total))
+
+
+class _Upload:
+    """One blob upload session and its progress."""
+
+    def __init__(self, client: RegistryClient, path: Path, layer: Layer) -> None:
+        self.client = client
+        self.path = path
+        self.layer = layer
+        self.total = path.stat().st_size
+        self.completed = 0
+
+    async def run(self) -> None:
+        for attempt in range(MAX_RETRIES):
+            try:
+                await self._session()
+                return
+            except (httpx.TransportError, RegistryError) as err:
+                if isinstance(err, RegistryError) and not _transient(err):
+                    raise
+                if attempt == MAX_RETRIES - 1:
+                    raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err
+                sleep = BACKOFF_BASE * 2 ** attempt
+                log.info("%s upload attempt %d failed: %s, retrying in %ss",
+                         self.layer.digest[7:19], attempt, err, sleep)
+                self.completed = 0
+                await asyncio.sleep(sleep)
+
+    async def _session(self) -> None:
+        client = self.client
+        url = client.url("blobs", "uploads") + "/"
+        if self.layer.from_:  # REG-09: cross-repository mount
+            source = parse(self.layer.from_).repository
+            url += "?" + urlencode({"mount": self.layer.digest, "from": source})
+        resp = await client.request("POST", url)
+        if resp.status_code == 201:
+            self.completed = self.total
+            return
+        location = _location(resp)
+        redirected: list[asyncio.Future[Any]] = []
+        md5s: list[bytes] = []
+        try:
+            for offset, size in part_sizes(self.total):
+                location = await self._patch(location, offset, size, md5s, redirected)
+            await asyncio.gather(*redirected)
+        finally:
+            for task in redirected:
+                task.cancel()
+        etag = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"
+        final = httpx.URL(location).copy_merge_params({"digest": self.layer.digest,
+                                                       "etag": etag})
+        await client.request("PUT", str(final), body=b"", follow="none",
+                             headers={"Content-Type": "application/octet-stream",
+                                      "Content-Length": "0"})
+
+    async def _patch(self, location: str, offset: int, size: int, md5s: list[bytes],
+                     redirected: list[asyncio.Future[Any]]) -> str:
+        """Send one part (REG-10); returns the URL for the next request."""
+        state: dict[str, Any] = {"sent": 0}
+
+        def body() -> AsyncIterator[bytes]:  # a fresh body for each try (auth retry included)
+            self.completed -= state["sent"]
+            state.update(sent=0, md5=hashlib.md5())
+            return self._read(offset, size, state)
+
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size),
+                   "Content-Range": f"{offset}-{offset + size - 1}", "X-Redirect-Uploads": "1"}
+        try:
+            resp = await self.client.request("PATCH", location, headers=headers, body=body,
+                                             follow="none")
+        except BaseException:
+            self.completed -= state["sent"]
+            raise
+        next_url = _location(resp)
+        if resp.status_code == 307:  # part goes to the redirect target; the session goes on
+            self.completed -= state["sent"]
+            target = urljoin(str(resp.url), resp.headers["location"])
+            redirected.append(asyncio.ensure_future(self._put_part(target, offset, size)))
+            md5s.append(await asyncio.to_thread(_md5_range, self.path, offset, size))
+        else:
+            md5s.append(state["md5"].digest())
+        return next_url
+
+    async def _put_part(self, url: str, offset: int, size: int) -> None:
+        err: Exception | None = None
+        for attempt in range(MAX_RETRIES):
+            state: dict[str, Any] = {"sent": 0, "md5": hashlib.md5()}
+            try:
+                resp = await self.client.http.put(
+                    url, headers={"Content-Type": "application/octet-stream",
+                                  "Content-Length": str(size)},
+                    content=self._read(offset, size, state))
+                if resp.status_code >= 400:
+                    raise RegistryError(f"http status {resp.status_code}: {resp.text}")
+                return
+            except (httpx.TransportError, RegistryError) as e:
+                err = e
+                self.completed -= state["sent"]
+                await asyncio.sleep(BACKOFF_BASE * 2 ** attempt)
+        raise MaxRetriesExceeded(f"max retries exceeded: {err}")
+
+    async def _read(self, offset: int, size: int, state: dict[str, Any]) -> AsyncIterator[bytes]:
+        """The part's bytes from the blob file, counting progress and md5 into `state`."""
+        with open(self.path, "rb") as f:
+            f.seek(offset)
+            left = size
+            while left:
+                data = f.read(min(READ_CHUNK, left))
+                if not data:
+                    raise OSError(f"{self.path} is shorter than its manifest says")
+                state["md5"].update(data)
+                left -= len(data)
+                state["sent"] += len(data)
+                self.completed += len(data)
+                yield data
+
+
+def _location(resp: httpx.Response) -> str:
+    location = resp.headers.get("docker-upload-location") or resp.headers.get("location")
+    if not location:
+        raise RegistryError(f"{resp.status_code}: the registry gave no upload location")
+    return urljoin(str(resp.url), location)
+
+
+def _md5_range(path: Path, offset: int, size: int) -> bytes:
+    md5 = hashlib.md5()
+    with open(path, "rb") as f:
+        f.seek(offset)
+        left = size
+        while left:
+            data = f.read(min(READ_CHUNK, left))
+            if not data:
+                break
+            md5.update(data)
+            left -= len(data)
+    return md5.digest()
+
+
+def _transient(err: RegistryError) -> bool:
+    code = err.message.split(":", 1)[0]
+    return code.isdigit() and (int(code) >= 500 or int(code) == 429)
