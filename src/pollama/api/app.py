@@ -142,7 +142,13 @@ def create_app(config: Config, *, prune: bool = True) -> FastAPI:
         allow_headers=_CORS_HEADERS,
     )
 
+    from pollama.api import generate as generate_routes
     from pollama.api import models as model_routes
+    from pollama.inference import Inference
 
+    inference = Inference(server)
+    server.services["inference"] = inference
+    server.services.setdefault("shutdown", []).append(inference.scheduler.shutdown)
     app.include_router(model_routes.router)
+    app.include_router(generate_routes.router)
     return app

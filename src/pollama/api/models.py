@@ -18,7 +18,7 @@ from pollama.api.types import CopyRequest, CreateRequest, DeleteRequest, ShowReq
 from pollama.errors import BadRequest, InvalidModelName, ModelNotFound
 from pollama.names import parse
 from pollama.store.blobs import require_digest
-from pollama.store.manifest import CorruptManifest
+from pollama.store.manifest import MEDIA_MODEL, CorruptManifest
 
 router = APIRouter()
 
@@ -28,7 +28,7 @@ def go_time(value: datetime) -> str:
     return value.astimezone().isoformat()
 
 
-def _body_schema(model: type) -> dict[str, Any]:
+def body_schema(model: type) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 
@@ -70,7 +70,8 @@ async def list_models(request: Request) -> dict[str, Any]:
     for stored in found:
         config = _read_config(request, stored.manifest.config.digest)
         name = stored.name.display_shortest()
-        parent = next((lay.from_ for lay in stored.manifest.layers if lay.from_), "")
+        parent = next((lay.from_ for lay in stored.manifest.layers
+                       if lay.media_type == MEDIA_MODEL), "")
         entry: dict[str, Any] = {
             "name": name,
             "model": name,
@@ -83,7 +84,7 @@ async def list_models(request: Request) -> dict[str, Any]:
     return {"models": models}
 
 
-@router.post("/api/show", openapi_extra=_body_schema(ShowRequest))
+@router.post("/api/show", openapi_extra=body_schema(ShowRequest))
 async def show(request: Request) -> JSONResponse:
     from pollama.show import show_model
 
@@ -95,14 +96,14 @@ async def show(request: Request) -> JSONResponse:
     return JSONResponse(result)
 
 
-@router.post("/api/copy", openapi_extra=_body_schema(CopyRequest))
+@router.post("/api/copy", openapi_extra=body_schema(CopyRequest))
 async def copy(request: Request) -> Response:
     req = parse_body(await request.body(), CopyRequest)
     await asyncio.to_thread(state(request).store.copy, req.source, req.destination)
     return Response(status_code=200)
 
 
-@router.delete("/api/delete", openapi_extra=_body_schema(DeleteRequest))
+@router.delete("/api/delete", openapi_extra=body_schema(DeleteRequest))
 async def delete(request: Request) -> Response:
     req = parse_body(await request.body(), DeleteRequest)
     text = req.model or req.name
@@ -141,7 +142,7 @@ async def upload_blob(request: Request, digest: str) -> Response:
     return Response(status_code=201 if created else 200)
 
 
-@router.post("/api/create", openapi_extra=_body_schema(CreateRequest))
+@router.post("/api/create", openapi_extra=body_schema(CreateRequest))
 async def create(request: Request) -> Response:
     req = parse_body(await request.body(), CreateRequest)
     server = state(request)

@@ -91,6 +91,45 @@ class PullRequest(_Request):
     password: str = Field("", description="ignored, as in Ollama")
 
 
+class GenerateRequest(_Request):
+    model: str = Field("", description="model name")
+    prompt: str = Field("", description="the prompt; empty loads the model")
+    suffix: str = Field("", description="text after the response, for fill-in-middle")
+    system: str = Field("", description="system prompt, overriding the model's")
+    template: str = Field("", description="Go template overriding the model's")
+    context: list[int] | None = Field(None, description="deprecated: tokens of a previous answer")
+    stream: bool | None = Field(None, description="stream the answer (default true)")
+    raw: bool = Field(False, description="send the prompt without any template")
+    format: Any = Field(None, description='"json" or a JSON schema the answer must follow')
+    images: list[str] | None = Field(None, description="base64-encoded images")
+    options: dict[str, Any] | None = Field(None, description="runtime options")
+    keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
+    think: Any = Field(None, description="true/false or high/medium/low: thinking models")
+    truncate: bool | None = Field(None, description="drop the oldest context when too long")
+    shift: bool | None = Field(None, description="shift the context window when it fills")
+    logprobs: bool = Field(False, description="return log probabilities of output tokens")
+    top_logprobs: int = Field(0, description="how many alternatives per token (0-20)")
+    debug_render_only: bool = Field(False, alias="_debug_render_only",
+                                    description="return the rendered prompt only")
+
+
+class ChatRequest(_Request):
+    model: str = Field("", description="model name")
+    messages: list[Message] | None = Field(None, description="the conversation so far")
+    tools: list[dict[str, Any]] | None = Field(None, description="tools the model may call")
+    stream: bool | None = Field(None, description="stream the answer (default true)")
+    format: Any = Field(None, description='"json" or a JSON schema the answer must follow')
+    options: dict[str, Any] | None = Field(None, description="runtime options")
+    keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
+    think: Any = Field(None, description="true/false or high/medium/low: thinking models")
+    truncate: bool | None = Field(None, description="drop the oldest messages when too long")
+    shift: bool | None = Field(None, description="shift the context window when it fills")
+    logprobs: bool = Field(False, description="return log probabilities of output tokens")
+    top_logprobs: int = Field(0, description="how many alternatives per token (0-20)")
+    debug_render_only: bool = Field(False, alias="_debug_render_only",
+                                    description="return the rendered prompt only")
+
+
 R = TypeVar("R", bound=BaseModel)
 
 _GO_TYPES = {"str": "string", "int": "int", "float": "float64", "bool": "bool", "dict": "object",

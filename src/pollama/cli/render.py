@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from pollama.cli.progress import human_bytes
+from pollama.gguf import human_bytes, human_number
 
 __all__ = ["human_bytes", "human_number", "human_time", "show_info", "table"]
 
@@ -79,19 +79,6 @@ def human_time(text: str, zero: str = "Never") -> str:
     if delta < 0:
         return _human_duration(-delta) + " from now"
     return _human_duration(delta) + " ago"
-
-
-def human_number(n: int) -> str:
-    """Ollama's format.HumanNumber: `134.52M`, `8B`, `1.5K`."""
-    for unit, size in (("B", 10**9), ("M", 10**6), ("K", 10**3)):
-        if n >= size:
-            value = n / size
-            if value >= 100:
-                return f"{int(value)}{unit}"
-            text = f"{value:.1f}" if value >= 10 else f"{value:.2f}"
-            text = text.rstrip("0").rstrip(".") if "." in text else text
-            return f"{text}{unit}"
-    return str(n)
 
 
 def _number(value: Any) -> str:

@@ -56,10 +56,9 @@ def model_from_manifest(store: Store, stored: StoredManifest) -> Model:
     model = Model(stored=stored, config=config, model_path=None)
     for layer in manifest.layers:
         kind = layer.media_type
-        if layer.from_ and not model.parent_model:
-            model.parent_model = layer.from_
         if kind == mt.MEDIA_MODEL:
             model.model_path = store.blobs.path(layer.digest)
+            model.parent_model = layer.from_
         elif kind == mt.MEDIA_PROJECTOR:
             model.projector_paths.append(store.blobs.path(layer.digest))
         elif kind == mt.MEDIA_ADAPTER:

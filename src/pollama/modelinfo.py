@@ -1,0 +1,111 @@
+"""What the server knows about a stored model: its layers, GGUF metadata, template, capabilities.
+
+Built from the manifest and the GGUF header, and cached by manifest digest, so a request does
+not re-read a 100 MB file's metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pollama import gguf
+from pollama.config import Config
+from pollama.store import Store
+from pollama.store.model import Model, load_model
+from pollama.template.render import PromptTemplate
+
+
+@dataclass
+class ModelInfo:
+    model: Model
+    gguf: gguf.GGUFInfo | None
+    template: PromptTemplate
+    capabilities: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def n_ctx_train(self) -> int:
+        if self.gguf is None:
+            return 0
+        return int(self.gguf.kv.get(f"{self.gguf.architecture}.context_length") or 0)
+
+
+def _token_text(info: gguf.GGUFInfo, key: str) -> str:
+    token_id = info.kv.get(f"tokenizer.ggml.{key}_token_id")
+    tokens = info.kv.get("tokenizer.ggml.tokens")
+    if isinstance(token_id, int) and isinstance(tokens, list) and 0 <= token_id < len(tokens):
+        return str(tokens[token_id])
+    return ""
+
+
+def go_template_capabilities(source: str) -> list[str]:
+    """Capabilities a Go TEMPLATE adds (spec TPL-11): tools, insert, thinking."""
+    from pollama.template.gotemplate import Template, TemplateError
+
+    try:
+        template = Template.parse(source)
+    except TemplateError:
+        return []
+    caps = []
+    if template.references("Tools"):
+        caps.append("tools")
+    if template.references("Suffix"):
+        caps.append("insert")
+    try:
+        from pollama.template.gotemplate_chat import thinking_tags
+
+        if thinking_tags(template) is not None:
+            caps.append("thinking")
+    except ImportError:
+        pass
+    return caps
+
+
+_derived: dict[str, tuple[gguf.GGUFInfo | None, PromptTemplate, list[str]]] = {}
+
+
+def build(store: Store, config: Config, name: str) -> ModelInfo:
+    """Read a model by name (ModelNotFound if missing) and derive what requests need."""
+    model = load_model(store, name)
+    derived = _derived.get(model.digest)
+    if derived is None:
+        derived = _derive(model, config)
+        if len(_derived) > 256:
+            _derived.clear()
+        _derived[model.digest] = derived
+    info, template, caps = derived
+    return ModelInfo(model, info, template, caps)
+
+
+def _derive(model: Model, config: Config) -> tuple[gguf.GGUFInfo | None, PromptTemplate,
+                                                    list[str]]:
+    info = None
+    if model.model_path is not None and model.model_path.is_file():
+        try:
+            info = gguf.read(model.model_path)
+        except gguf.NotGGUF:
+            info = None
+    chat_template = info.chat_template if info is not None else None
+    go_template = model.template
+    if go_template is not None and config.go_template is False and chat_template:
+        go_template = None  # OLLAMA_GO_TEMPLATE=0 prefers the GGUF's own template
+    template = PromptTemplate(
+        go_template=go_template,
+        chat_template=chat_template,
+        bos_token=_token_text(info, "bos") if info else "",
+        eos_token=_token_text(info, "eos") if info else "",
+        has_projector=bool(model.projector_paths),
+    )
+    caps: list[str] = []
+    if info is not None:
+        caps = list(gguf.gguf_capabilities(info, bool(model.projector_paths)))
+    elif model.config.get("capabilities"):
+        caps = list(model.config["capabilities"])
+    if go_template is not None:
+        # The Go template decides tools/insert/thinking; the GGUF still decides the rest.
+        caps = [c for c in caps if c not in ("tools", "thinking", "insert")]
+        caps += go_template_capabilities(go_template)
+    return info, template, caps

@@ -1,0 +1,342 @@
+"""Which models are loaded: one runner per model, keep_alive timers, eviction, the queue.
+
+A request `acquire`s a runner for a model and releases it when done. A runner is loaded on
+demand; concurrent requests for a model being loaded wait for that load instead of starting
+another. Loads happen one at a time. When the number of loaded models reaches
+OLLAMA_MAX_LOADED_MODELS, or the memory estimate of the new runner (file size + KV cache) does
+not fit next to the loaded ones, the least recently used idle runner is unloaded first. A
+runner whose last request finished starts its keep_alive timer; at expiry it is stopped (its
+process ends, which gives all its memory back). Requests waiting for a load count against
+OLLAMA_MAX_QUEUE; beyond it they get Ollama's 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pollama.config import FOREVER, Config, parse_go_duration
+from pollama.errors import BadRequest, QueueFull
+
+log = logging.getLogger("pollama.scheduler")
+
+LOAD_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "num_thread", "use_mmap")
+DEFAULT_NUM_CTX_CPU = 4096
+AUTO_PARALLEL = 4
+
+
+def parse_keep_alive(value: Any) -> float | None:
+    """`keep_alive` as Ollama accepts it (spec SCH-03); seconds, inf = forever, None = unset."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise BadRequest("Unsupported type: 'bool'")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        try:
+            seconds = parse_go_duration(value)
+        except ValueError as err:
+            raise BadRequest(str(err)) from None
+    else:
+        raise BadRequest(f"Unsupported type: '{type(value).__name__}'")
+    return FOREVER if seconds < 0 else seconds
+
+
+def available_memory() -> int:
+    """Bytes the kernel says can be allocated without swapping (MemAvailable)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def estimate_kv_bytes(kv: dict[str, Any], arch: str, n_ctx: int) -> int:
+    """f16 K and V for every layer over n_ctx tokens, from the GGUF's attention shape."""
+    layers = int(kv.get(f"{arch}.block_count") or 32)
+    embd = int(kv.get(f"{arch}.embedding_length") or 4096)
+    heads = int(kv.get(f"{arch}.attention.head_count") or 32) or 1
+    heads_kv = kv.get(f"{arch}.attention.head_count_kv") or heads
+    if isinstance(heads_kv, list):
+        heads_kv = max(heads_kv) if heads_kv else heads
+    head_dim = int(kv.get(f"{arch}.attention.key_length") or embd // heads)
+    return 2 * 2 * layers * n_ctx * int(heads_kv) * head_dim
+
+
+@dataclass
+class LoadSpec:
+    """What a runner is started with; two requests share a runner when their specs agree."""
+
+    model_path: str
+    adapters: tuple[str, ...]
+    projector: str | None
+    num_ctx: int
+    num_parallel: int
+    num_batch: int
+    num_thread: int
+    num_gpu: int
+    use_mmap: bool
+    embedding: bool = False
+
+    def key(self) -> tuple[str, tuple[str, ...]]:
+        return (self.model_path, self.adapters)
+
+
+@dataclass
+class Runner:
+    """One loaded (or loading) model."""
+
+    spec: LoadSpec
+    name: str
+    digest: str
+    details: dict[str, Any]
+    estimate: int
+    keep_alive: float
+    handle: Any = None
+    loaded: asyncio.Future[Any] | None = None
+    refcount: int = 0
+    expires_at: float = 0.0  # wall-clock seconds; inf = forever
+    last_used: float = field(default_factory=time.monotonic)
+    timer: asyncio.TimerHandle | None = None
+    unloading: bool = False
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def memory(self) -> int:
+        mem = getattr(self.handle, "memory_bytes", None) if self.handle else None
+        return int(mem or self.estimate)
+
+
+def _load_options(spec: LoadSpec) -> tuple[Any, ...]:
+    return (spec.num_ctx, spec.num_batch, spec.num_gpu, spec.num_thread, spec.use_mmap,
+            spec.embedding)
+
+
+StartFn = Callable[[LoadSpec], Awaitable[Any]]
+
+
+class Scheduler:
+    """Owns every runner process of the server."""
+
+    def __init__(self, config: Config, start_runner: StartFn) -> None:
+        self.config = config
+        self._start_runner = start_runner
+        self.runners: dict[tuple[str, tuple[str, ...]], Runner] = {}
+        self._load_lock = asyncio.Lock()
+        self._pending = 0
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        """Run a background task, keeping a reference so it is not garbage-collected."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def max_loaded(self) -> int:
+        return self.config.max_loaded_models or 3
+
+    def default_num_ctx(self, n_ctx_train: int, requested: int | None) -> int:
+        num_ctx = requested or self.config.context_length or DEFAULT_NUM_CTX_CPU
+        if n_ctx_train > 0:
+            num_ctx = min(num_ctx, n_ctx_train)
+        return max(num_ctx, 4)
+
+    def num_parallel(self, file_size: int, kv_per_slot: int, embedding: bool) -> int:
+        """OLLAMA_NUM_PARALLEL, else 4 slots when they fit in memory (we do better than 1)."""
+        if embedding:
+            return 1
+        if self.config.num_parallel:
+            return self.config.num_parallel
+        free = available_memory() - sum(r.memory for r in self.runners.values())
+        if file_size + AUTO_PARALLEL * kv_per_slot < free * 0.8:
+            return AUTO_PARALLEL
+        return 1
+
+    # -- acquire / release -----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def acquire(self, spec_fn: Callable[[], LoadSpec], *, name: str, digest: str,
+                      details: dict[str, Any], estimate: int,
+                      keep_alive: float | None) -> AsyncIterator[Runner]:
+        """Hold a ready runner for the duration of a request."""
+        runner = await self._get_runner(spec_fn, name=name, digest=digest, details=details,
+                                        estimate=estimate, keep_alive=keep_alive)
+        try:
+            yield runner
+        finally:
+            self._release(runner)
+
+    async def _get_runner(self, spec_fn: Callable[[], LoadSpec], *, name: str, digest: str,
+                          details: dict[str, Any], estimate: int,
+                          keep_alive: float | None) -> Runner:
+        spec = spec_fn()
+        runner = self.runners.get(spec.key())
+        if runner is not None and self._usable(runner, spec):
+            self._attach(runner, keep_alive)
+            if runner.loaded is not None and not runner.loaded.done():
+                await asyncio.shield(runner.loaded)
+            return runner
+        if self._pending >= self.config.max_queue:
+            raise QueueFull()
+        self._pending += 1
+        try:
+            async with self._load_lock:
+                runner = self.runners.get(spec.key())
+                if runner is not None and self._usable(runner, spec):
+                    self._attach(runner, keep_alive)
+                    return runner
+                if runner is not None:  # loaded with other load-time options: reload
+                    await self._unload_when_idle(runner)
+                await self._make_room(spec, estimate)
+                runner = Runner(spec=spec, name=name, digest=digest, details=details,
+                                estimate=estimate,
+                                keep_alive=self.config.keep_alive if keep_alive is None
+                                else keep_alive)
+                runner.loaded = asyncio.get_running_loop().create_future()
+                self.runners[spec.key()] = runner
+                self._attach(runner, keep_alive)
+                try:
+                    runner.handle = await self._start_runner(spec)
+                except BaseException as err:
+                    self.runners.pop(spec.key(), None)
+                    runner.loaded.set_exception(err)
+                    runner.loaded.exception()  # mark retrieved: waiters re-raise it themselves
+                    raise
+                runner.loaded.set_result(runner.handle)
+                self._spawn(self._watch(runner))
+                return runner
+        finally:
+            self._pending -= 1
+
+    def _usable(self, runner: Runner, spec: LoadSpec) -> bool:
+        """A runner serves a request unless it is going away or its load-time options differ."""
+        if runner.unloading:
+            return False
+        if runner.handle is not None and getattr(runner.handle, "exited", False):
+            return False
+        return _load_options(runner.spec) == _load_options(spec)
+
+    def _attach(self, runner: Runner, keep_alive: float | None) -> None:
+        runner.refcount += 1
+        runner.idle.clear()
+        runner.last_used = time.monotonic()
+        if keep_alive is not None:
+            runner.keep_alive = keep_alive
+        if runner.timer is not None:
+            runner.timer.cancel()
+            runner.timer = None
+        runner.expires_at = self._expiry(runner.keep_alive)
+
+    @staticmethod
+    def _expiry(keep_alive: float) -> float:
+        return math.inf if keep_alive == FOREVER else time.time() + keep_alive
+
+    def _release(self, runner: Runner) -> None:
+        runner.refcount = max(runner.refcount - 1, 0)
+        runner.last_used = time.monotonic()
+        if runner.refcount:
+            return
+        runner.idle.set()
+        loop = asyncio.get_running_loop()
+        if runner.keep_alive <= 0 or runner.unloading:
+            runner.expires_at = time.time()
+            self._spawn(self.unload(runner))
+        elif runner.keep_alive != FOREVER:
+            runner.expires_at = time.time() + runner.keep_alive
+            runner.timer = loop.call_later(runner.keep_alive,
+                                           lambda: self._spawn(self.unload(runner)))
+        else:
+            runner.expires_at = math.inf
+
+    # -- unloading -------------------------------------------------------------------------
+
+    async def _watch(self, runner: Runner) -> None:
+        """Forget a runner whose process died, so the next request loads it afresh."""
+        wait = getattr(runner.handle, "wait_exited", None)
+        if wait is None:
+            return
+        await wait()
+        if self.runners.get(runner.spec.key()) is runner:
+            log.warning("runner for %s exited", runner.name)
+            self.runners.pop(runner.spec.key(), None)
+            if runner.timer:
+                runner.timer.cancel()
+            async with self._changed:
+                self._changed.notify_all()
+
+    async def unload(self, runner: Runner) -> None:
+        if runner.refcount and not runner.unloading:
+            return
+        if self.runners.get(runner.spec.key()) is runner:
+            self.runners.pop(runner.spec.key(), None)
+        if runner.timer:
+            runner.timer.cancel()
+            runner.timer = None
+        if runner.handle is not None:
+            with contextlib.suppress(Exception):
+                await runner.handle.close()
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _unload_when_idle(self, runner: Runner) -> None:
+        runner.unloading = True
+        if runner.refcount:
+            await runner.idle.wait()
+        await self.unload(runner)
+
+    def expire(self, model_path: str) -> bool:
+        """Unload every runner of a model as soon as it is idle (empty prompt + keep_alive 0)."""
+        found = False
+        for runner in list(self.runners.values()):
+            if runner.spec.model_path == model_path:
+                found = True
+                runner.keep_alive = 0
+                runner.expires_at = time.time()
+                if runner.refcount == 0:
+                    self._spawn(self.unload(runner))
+                else:
+                    runner.unloading = True
+        return found
+
+    async def _make_room(self, spec: LoadSpec, estimate: int) -> None:
+        """Unload idle runners (least recently used first) until the new one fits."""
+        while True:
+            others = [r for r in self.runners.values() if r.spec.key() != spec.key()]
+            too_many = len(others) >= self.max_loaded()
+            # Loaded runners are live processes: MemAvailable already excludes their memory.
+            too_big = bool(others) and estimate > available_memory() * 0.8
+            if not too_many and not too_big:
+                return
+            idle = sorted((r for r in others if r.refcount == 0), key=lambda r: r.last_used)
+            if idle:
+                log.info("unloading %s to make room for %s", idle[0].name, spec.model_path)
+                await self.unload(idle[0])
+                continue
+            async with self._changed:
+                await self._changed.wait_for(
+                    lambda: any(r.refcount == 0 for r in self.runners.values())
+                    or len(self.runners) < self.max_loaded())
+
+    async def shutdown(self) -> None:
+        for runner in list(self.runners.values()):
+            runner.unloading = True
+            await self.unload(runner)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def running(self) -> list[Runner]:
+        ready = [r for r in self.runners.values() if r.handle is not None]
+        return sorted(ready, key=lambda r: r.expires_at, reverse=True)

@@ -1,0 +1,62 @@
+"""A GGUF's Jinja `tokenizer.chat_template`, rendered in jinja2's sandbox as Hugging Face does.
+
+The environment matches transformers' chat-template rendering (trim_blocks, lstrip_blocks,
+loop controls, `tojson`, `raise_exception`, `strftime_now`), so templates written for it render
+the same here. Compiled templates are cached by their text.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+from typing import Any
+
+from jinja2 import TemplateError as JinjaError
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from pollama.errors import BadRequest
+
+
+class ChatTemplateError(BadRequest):
+    """The model's chat template failed to render these messages."""
+
+
+def _raise(message: str) -> None:
+    raise ChatTemplateError(message)
+
+
+def _tojson(value: Any, indent: int | None = None, ensure_ascii: bool = False,
+            separators: Any = None, sort_keys: bool = False) -> str:
+    return json.dumps(value, indent=indent, ensure_ascii=ensure_ascii, separators=separators,
+                      sort_keys=sort_keys)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.datetime.now().strftime(fmt)
+
+
+@functools.lru_cache(maxsize=32)
+def _compile(source: str) -> Any:
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[loopcontrols])
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise
+    env.globals["strftime_now"] = _strftime_now
+    return env.from_string(source)
+
+
+def render(source: str, messages: list[dict[str, Any]], *, tools: list[Any] | None = None,
+           add_generation_prompt: bool = True, bos_token: str = "", eos_token: str = "",
+           **extra: Any) -> str:
+    """Render `messages` (and `tools`) with a chat template; errors become ChatTemplateError."""
+    try:
+        template = _compile(source)
+        return template.render(messages=messages, tools=tools or None,
+                               add_generation_prompt=add_generation_prompt,
+                               bos_token=bos_token, eos_token=eos_token, **extra)
+    except ChatTemplateError:
+        raise
+    except JinjaError as err:
+        raise ChatTemplateError(f"error rendering the model's chat template: {err}") from None
