@@ -127,6 +127,38 @@ class Client:
         except httpx.HTTPError as err:
             raise ClientError(f"connection to the server failed: {err}") from err
 
+    def download(self, path: str, dest: Path) -> None:
+        """GET `path` into `dest`, atomically: a partial file never takes the final name."""
+        temp = dest.with_name(f".{dest.name}.part")
+        try:
+            with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    raise _error_from(response)
+                with open(temp, "wb") as f:
+                    for chunk in response.iter_bytes(1 << 20):
+                        f.write(chunk)
+            os.replace(temp, dest)
+        except httpx.HTTPError as err:
+            raise ClientError(f"connection to the server failed: {err}") from err
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def upload(self, path: str, source: Path) -> Any:
+        """POST a file's bytes to `path`, streaming; returns the JSON answer."""
+        def chunks() -> Iterator[bytes]:
+            with open(source, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    yield chunk
+
+        try:
+            response = self._http.post(path, content=chunks(),
+                                       headers={"Content-Length": str(source.stat().st_size)})
+        except httpx.HTTPError as err:
+            raise ClientError(f"connection to the server failed: {err}") from err
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.json()
+
     def head_blob(self, digest: str) -> bool:
         response = self._http.head(f"/api/blobs/{digest}")
         if response.status_code == 404:

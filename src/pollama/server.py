@@ -10,6 +10,7 @@ import uvicorn
 from pollama import __version__
 from pollama.api.app import create_app
 from pollama.config import Config
+from pollama.registry.auth import ensure_keypair, key_path
 
 log = logging.getLogger("pollama.server")
 
@@ -26,12 +27,11 @@ def run_server(config: Config | None = None) -> None:
     logging.basicConfig(level=_log_level(config), stream=sys.stderr,
                         format="time=%(asctime)s level=%(levelname)s source=%(name)s "
                                "msg=%(message)s")
-    try:
-        from pollama.registry.auth import ensure_keypair
-    except ImportError:  # registry support not installed in this build
-        ensure_keypair = None
-    if ensure_keypair is not None:
-        ensure_keypair(config.home)
+    key = key_path(config.home)
+    if not key.exists():
+        print(f"Couldn't find '{key}'. Generating new private key.", file=sys.stderr)
+        public = ensure_keypair(config.home)
+        print(f"Your new public key is: \n\n{public}\n", file=sys.stderr)
     app = create_app(config)
     log.info("Listening on %s:%d (version %s)", config.host.bind_host, config.host.port,
              __version__)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import re
@@ -94,6 +95,9 @@ def create_app(config: Config, *, prune: bool = True) -> FastAPI:
         store.ensure_dirs()
         if prune and not config.noprune:
             store.prune()
+        from pollama.api.transfer import pull_for_create
+
+        server.services["pull_sync"] = pull_for_create(asyncio.get_running_loop(), server)
         for hook in server.services.get("startup", []):
             await hook()
         try:
@@ -144,6 +148,7 @@ def create_app(config: Config, *, prune: bool = True) -> FastAPI:
 
     from pollama.api import generate as generate_routes
     from pollama.api import models as model_routes
+    from pollama.api import transfer as transfer_routes
     from pollama.inference import Inference
 
     inference = Inference(server)
@@ -151,4 +156,5 @@ def create_app(config: Config, *, prune: bool = True) -> FastAPI:
     server.services.setdefault("shutdown", []).append(inference.scheduler.shutdown)
     app.include_router(model_routes.router)
     app.include_router(generate_routes.router)
+    app.include_router(transfer_routes.router)
     return app

@@ -368,6 +368,33 @@ def push(model: Annotated[str, typer.Argument(metavar="MODEL")],
     print(f"\nYou can find your model at:\n\n\t{dest}\n")
 
 
+@app.command("export", help="Write a model to a tar file, for a machine without a registry"
+             + _env_help(CLIENT_ENV_DOCS))
+def export_cmd(model: Annotated[str, typer.Argument(metavar="MODEL")],
+               output: Annotated[str, typer.Option("--output", "-o",
+                                                   help="File to write (default MODEL-TAG.tar)")]
+               = "") -> None:
+    name = parse(model)
+    if not name.is_valid:
+        raise UserError(f"invalid model name: {model}")
+    path = Path(output or f"{name.model}-{name.tag}.tar")
+    _client().download(f"/api/export?model={model}", path)
+    print(f"exported '{model}' to {path}")
+
+
+@app.command("import", help="Load a model from a tar file written by `pollama export`"
+             + _env_help(CLIENT_ENV_DOCS))
+def import_cmd(file: Annotated[str, typer.Argument(metavar="FILE")],
+               model: Annotated[str, typer.Option("--name", "-n",
+                                                  help="Name to give the model")] = "") -> None:
+    path = Path(file)
+    if not path.is_file():
+        raise UserError(f"open {file}: no such file or directory")
+    query = f"?model={model}" if model else ""
+    result = _client().upload(f"/api/import{query}", path)
+    print(f"imported '{result.get('model', model)}'")
+
+
 def main() -> None:
     """Entry point: run the app, print `Error: <message>` and exit 1 on failures."""
     try:

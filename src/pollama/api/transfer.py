@@ -1,0 +1,117 @@
+"""Moving models in and out: /api/pull and /api/push (OCI registries), and pollama's own
+/api/export and /api/import (one model as an OCI image-layout tar, for offline machines)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
+
+from pollama.api.app import state
+from pollama.api.models import body_schema
+from pollama.api.streaming import last_event_response, ndjson_response, progress_events
+from pollama.api.types import PullRequest, parse_body
+from pollama.errors import BadRequest, InvalidModelName
+from pollama.names import parse
+from pollama.registry import export_model, import_archive, pull_model, push_model
+
+router = APIRouter()
+
+
+async def _respond(events: Any, stream: bool | None) -> Response:
+    if stream is False:
+        return await last_event_response(events)
+    return await ndjson_response(events)
+
+
+@router.post("/api/pull", openapi_extra=body_schema(PullRequest))
+async def pull(request: Request) -> Response:
+    req = parse_body(await request.body(), PullRequest)
+    name = parse(req.model or req.name)
+    if not name.is_valid:
+        raise InvalidModelName()
+    store = state(request).store
+
+    async def work(report: Any) -> None:
+        await pull_model(store, name, insecure=req.insecure, progress=report)
+
+    return await _respond(progress_events(work), req.stream)
+
+
+@router.post("/api/push", openapi_extra=body_schema(PullRequest))
+async def push(request: Request) -> Response:
+    req = parse_body(await request.body(), PullRequest)
+    text = req.model or req.name
+    if not text:
+        raise BadRequest("model is required")
+    name = parse(text)
+    if not name.is_valid:
+        raise InvalidModelName()
+    store = state(request).store
+
+    async def work(report: Any) -> None:
+        await push_model(store, name, insecure=req.insecure, progress=report)
+
+    return await _respond(progress_events(work), req.stream)
+
+
+@router.get("/api/export")
+async def export(request: Request, model: str) -> Response:
+    """One model as a tar (pollama extension): manifest + blobs in OCI image-layout form."""
+    name = parse(model)
+    if not name.is_valid:
+        raise InvalidModelName()
+    store = state(request).store
+    store.get(model)  # 404 before any bytes are written
+    fd, path = tempfile.mkstemp(prefix="export-", suffix=".tar", dir=store.root)
+    os.close(fd)
+    try:
+        await export_model(store, store.name(model), path)
+    except BaseException:
+        os.unlink(path)
+        raise
+    filename = f"{name.model}-{name.tag}.tar"
+    return FileResponse(path, media_type="application/x-tar", filename=filename,
+                        background=BackgroundTask(os.unlink, path))
+
+
+@router.post("/api/import")
+async def import_(request: Request, model: str = "") -> Response:
+    """Import a tar written by /api/export; `?model=` renames it. The tar is verified first."""
+    target = None
+    if model:
+        target = parse(model)
+        if not target.is_valid:
+            raise InvalidModelName()
+    store = state(request).store
+    store.ensure_dirs()
+    fd, path = tempfile.mkstemp(prefix="import-", suffix=".tar", dir=store.root)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            try:
+                async for chunk in request.stream():
+                    f.write(chunk)
+            except ClientDisconnect:
+                return Response(status_code=499)
+        name = await import_archive(store, path, name=target)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return JSONResponse({"status": "success", "model": name.display_shortest()})
+
+
+def pull_for_create(loop: asyncio.AbstractEventLoop, request_state: Any) -> Any:
+    """A blocking pull for `create` (which runs in a worker thread) when `from` is missing."""
+    def pull_sync(name: Any, progress: Any) -> None:
+        future = asyncio.run_coroutine_threadsafe(
+            pull_model(request_state.store, name, progress=progress), loop)
+        future.result()
+
+    return pull_sync
