@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from pollama.engine import RunnerHandle  # noqa: E402
+from pollama.engine import RunnerHandle
 
 THREADS = 2
 NUM_CTX = 2048

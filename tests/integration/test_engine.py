@@ -196,7 +196,7 @@ def test_cancel_frees_the_slot(loop, small):
                 break
             await asyncio.sleep(0.02)
         # The only slot serves the next request at once (not after 1,280 more tokens).
-        text, done, _ = await asyncio.wait_for(
+        _, done, _ = await asyncio.wait_for(
             _collect(small.completion({"prompt": STORY,
                                        "options": dict(GREEDY, num_predict=8)})), 20)
         return busy, done["done_reason"]
