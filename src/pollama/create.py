@@ -43,8 +43,15 @@ def _check_files(files: dict[str, str] | None) -> None:
     for key, digest in (files or {}).items():
         if not _valid_relative_path(key):
             raise BadRequest("file path must be relative")
-        if not digest:
-            raise BadRequest("invalid digest format")
+        require_digest(digest)
+
+
+def validate_request(request: dict[str, Any]) -> None:
+    """The checks that need no disk work, so bad requests fail before any progress streams."""
+    _check_files(request.get("files"))
+    _check_files(request.get("adapters"))
+    if not parse(str(request.get("model") or request.get("name") or "")).is_valid:
+        raise InvalidModelName()
 
 
 class _LayerBuilder:
@@ -85,6 +92,8 @@ def _gguf_layer(store: Store, key: str, digest: str, progress: Progress,
         info = gguf.read(path)
     except gguf.NotGGUF:
         raise BadRequest("supplied file was not in GGUF format") from None
+    except gguf.GGUFError as err:
+        raise BadRequest(f"invalid GGUF file: {err}") from None
     if media_type is None:
         media_type = mt.MEDIA_MODEL
         if info.kv.get("general.type") == "adapter":
@@ -122,8 +131,7 @@ def _files_kind(store: Store, files: dict[str, str]) -> str:
 def create_model(store: Store, request: dict[str, Any], progress: Progress,
                  pull: PullFn | None = None) -> None:
     """Build the model `request` describes; raises PollamaError subclasses with Ollama's texts."""
-    _check_files(request.get("files"))
-    _check_files(request.get("adapters"))
+    validate_request(request)
     quantize = str(request.get("quantize") or request.get("quantization") or "").upper()
     if quantize and quantize not in (*SUPPORTED_QUANTIZATIONS, "Q4_K"):
         raise BadRequest(f"unsupported quantization type {quantize} - supported types are "
@@ -158,7 +166,7 @@ def create_model(store: Store, request: dict[str, Any], progress: Progress,
             builder.statuses.append(f"using existing layer {src.digest}")
             builder.layers.append(layer)
             if src.media_type == mt.MEDIA_MODEL and store.blobs.exists(src.digest):
-                with contextlib.suppress(gguf.NotGGUF):
+                with contextlib.suppress(gguf.GGUFError):
                     model_infos.append((layer, gguf.read(store.blobs.path(src.digest))))
         try:
             base_config = json.loads(store.blobs.read_bytes(base.manifest.config.digest))

@@ -692,6 +692,7 @@ def format_modelfile(
     system: str = "",
     renderer: str = "",
     parser: str = "",
+    requires: str = "",
     parameters: Mapping[str, Any] | None = None,
     licenses: Iterable[str] = (),
     messages: Iterable[Mapping[str, Any]] = (),
@@ -714,6 +715,8 @@ def format_modelfile(
         commands.append(Command("renderer", renderer))
     if parser:
         commands.append(Command("parser", parser))
+    if requires:  # beyond Ollama, whose show drops it: the printed Modelfile rebuilds the model
+        commands.append(Command("requires", requires))
     commands += _parameter_commands(parameters or {})
     commands += [Command("license", text) for text in licenses]
     commands += [Command("message", f"{m.get('role', '')}: {m.get('content', '')}")

@@ -86,7 +86,7 @@ def _derive(model: Model, config: Config) -> tuple[gguf.GGUFInfo | None, PromptT
     if model.model_path is not None and model.model_path.is_file():
         try:
             info = gguf.read(model.model_path)
-        except gguf.NotGGUF:
+        except gguf.GGUFError:
             info = None
     chat_template = info.chat_template if info is not None else None
     go_template = model.template

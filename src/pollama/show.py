@@ -38,6 +38,7 @@ def show_model(server: ServerState, name: str, req: ShowRequest) -> dict[str, An
         messages=model.messages,
         renderer=model.config.get("renderer", ""),
         parser=model.config.get("parser", ""),
+        requires=model.config.get("requires", ""),
     )
     resp: dict[str, Any] = {}
     if model.licenses:
@@ -57,7 +58,7 @@ def show_model(server: ServerState, name: str, req: ShowRequest) -> dict[str, An
                             for m in model.messages]
     resp["model_info"] = gguf.model_info(info.gguf, req.verbose) if info.gguf else {}
     if model.projector_paths:
-        with contextlib.suppress(gguf.NotGGUF):
+        with contextlib.suppress(gguf.GGUFError):
             resp["projector_info"] = gguf.model_info(gguf.read(model.projector_paths[0]),
                                                      req.verbose)
     if info.gguf is not None and info.gguf.tensors:

@@ -147,11 +147,10 @@ async def create(request: Request) -> Response:
     req = parse_body(await request.body(), CreateRequest)
     server = state(request)
     plain = req.to_plain()
-    if not parse(plain.get("model") or plain.get("name") or "").is_valid:
-        raise InvalidModelName()
-    pull_sync = server.services.get("pull_sync")
+    from pollama.create import create_model, validate_request
 
-    from pollama.create import create_model
+    validate_request(plain)
+    pull_sync = server.services.get("pull_sync")
 
     async def work(report: Any) -> None:
         await asyncio.to_thread(create_model, server.store, plain, report, pull_sync)
