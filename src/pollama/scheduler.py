@@ -184,15 +184,23 @@ class Scheduler:
                           keep_alive: float | None) -> Runner:
         spec = spec_fn()
         runner = self.runners.get(spec.key())
-        if runner is not None and self._usable(runner, spec):
-            self._attach(runner, keep_alive)
-            if runner.loaded is not None and not runner.loaded.done():
-                await asyncio.shield(runner.loaded)
+        ready = runner is not None and runner.loaded is not None and runner.loaded.done()
+        if runner is not None and ready and self._usable(runner, spec):
+            self._attach(runner, keep_alive)  # fast path: loaded, no queue
             return runner
+        # Everything else waits for a load, and waiting requests are bounded by the queue.
         if self._pending >= self.config.max_queue:
             raise QueueFull()
         self._pending += 1
         try:
+            if runner is not None and self._usable(runner, spec) and runner.loaded is not None:
+                self._attach(runner, keep_alive)
+                try:
+                    await asyncio.shield(runner.loaded)
+                except BaseException:
+                    runner.refcount -= 1
+                    raise
+                return runner
             async with self._load_lock:
                 runner = self.runners.get(spec.key())
                 if runner is not None and self._usable(runner, spec):
