@@ -411,3 +411,17 @@ def test_store_written_by_ollama_is_listed_and_shown(tmp_path, smollm2_path):
         assert out.stdout == "You are terse."
     finally:
         srv.stop()
+
+
+def test_openapi_and_heartbeat(server):
+    assert httpx.get(server.url).text == "Ollama is running"
+    assert httpx.head(server.url).status_code == 200
+    assert httpx.get(f"{server.url}/api/version").json()["version"]
+    spec = httpx.get(f"{server.url}/openapi.json").json()
+    assert {"/api/chat", "/api/generate", "/api/create", "/api/tags"} <= set(spec["paths"])
+    body = spec["paths"]["/api/create"]["post"]["requestBody"]["content"]["application/json"]
+    name = body["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "model" in spec["components"]["schemas"][name]["properties"]
+    # The DNS-rebinding guard: a loopback server refuses foreign Host headers.
+    assert httpx.get(server.url, headers={"Host": "evil.example.com"}).status_code == 403
+    assert httpx.get(server.url, headers={"Host": "localhost:11434"}).status_code == 200

@@ -28,9 +28,14 @@ def go_time(value: datetime) -> str:
     return value.astimezone().isoformat()
 
 
+REQUEST_MODELS: dict[str, type] = {}
+
+
 def body_schema(model: type) -> dict[str, Any]:
+    """OpenAPI for a body we parse ourselves (Ollama accepts JSON with any content type)."""
+    REQUEST_MODELS[model.__name__] = model
     return {"requestBody": {"required": True, "content": {"application/json": {
-        "schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
+        "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
 
 @router.api_route("/", methods=["GET", "HEAD"], response_class=PlainTextResponse)
