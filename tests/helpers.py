@@ -11,11 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 from pollama.bundled import smollm2_gguf
 
 __all__ = ["Server", "create_from_gguf", "free_port", "smollm2_gguf"]
 
-import httpx
 
 def free_port() -> int:
     with socket.socket() as s:
