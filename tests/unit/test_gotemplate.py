@@ -1938,3 +1938,48 @@ def test_recursion_limit() -> None:
     tmpl = Template.parse('{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }}')
     with pytest.raises(TemplateError, match="exceeded maximum template depth"):
         tmpl.execute({})
+
+
+def test_call_and_bytes() -> None:
+    data = {"F": lambda a, b: a * b, "Raw": b"hi"}
+    assert render("{{ call .F 6 7 }} {{ .Raw }} {{ len .Raw }} {{ json .Raw }}", data) == (
+        '42 [104 105] 2 "aGk="'
+    )
+    with pytest.raises(TemplateError, match="error calling call: non-function of type int"):
+        render("{{ call 1 }}")
+
+
+def test_else_with_inside_if_is_a_parse_error() -> None:
+    with pytest.raises(TemplateError, match=r"unexpected <with> in input"):
+        Template.parse("{{ if .A }}{{ else with .B }}{{ end }}")
+
+
+def test_iter_nodes_and_delete_nodes() -> None:
+    tmpl = Template.parse("{{ if .ToolCalls }}<tc>{{ (.X).Y }}{{ end }}tail{{ .Z }}")
+    kinds = [type(n).__name__ for n in gotemplate.iter_nodes(tmpl.root)]
+    assert kinds == [
+        "ListNode",
+        "IfNode",
+        "PipeNode",
+        "CommandNode",
+        "FieldNode",
+        "ListNode",
+        "TextNode",
+        "ActionNode",
+        "PipeNode",
+        "CommandNode",
+        "ChainNode",
+        "PipeNode",
+        "CommandNode",
+        "FieldNode",
+        "TextNode",
+        "ActionNode",
+        "PipeNode",
+        "CommandNode",
+        "FieldNode",
+    ]
+    fields = [n.ident for n in gotemplate.iter_nodes(tmpl.root) if isinstance(n, FieldNode)]
+    assert fields == [["ToolCalls"], ["X"], ["Z"]]
+    pruned = tmpl.delete_nodes(lambda n: isinstance(n, TextNode))
+    assert str(pruned) == "{{if .ToolCalls}}{{(.X).Y}}{{end}}{{.Z}}"
+    assert str(tmpl.root) == "{{if .ToolCalls}}<tc>{{(.X).Y}}{{end}}tail{{.Z}}"

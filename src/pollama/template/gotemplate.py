@@ -206,7 +206,7 @@ def _kind(v: Any) -> str:
         return "float"
     if isinstance(v, str):
         return "string"
-    if isinstance(v, (list, tuple)):
+    if isinstance(v, (list, tuple, bytes, bytearray)):
         return "slice"
     if isinstance(v, dict):
         return "map"
@@ -487,7 +487,7 @@ def _format_hex_float(f: float, prec: int, upper: bool) -> str:
             if rem > half or (rem == half and q & 1):
                 q += 1
             if q >> (4 * prec) >= 2:
-                q >>= 1  # pragma: no cover - mantissa overflow to 2.0
+                q >>= 1  # the mantissa rounded up to 2.0
                 exp += 1
             s = format(q, "x")
             ip, fp = s[0], s[1:].rjust(prec, "0") if prec else ""
@@ -638,15 +638,15 @@ class _Printer:
         if verb == "v":
             self.fmt_float_str(v, "g", -1)
         elif verb in "bgGxX":
-            self.fmt_float_str(v, verb, self.prec if self.prec_present else -1)
+            self.fmt_float_str(v, verb, -1)
         elif verb in "fFeE":
-            self.fmt_float_str(
-                v, "f" if verb == "F" else verb, self.prec if self.prec_present else 6
-            )
+            self.fmt_float_str(v, "f" if verb == "F" else verb, 6)
         else:
             self.bad_verb(verb, v)
 
     def fmt_float_str(self, v: float, verb: str, prec: int) -> None:
+        if self.prec_present:
+            prec = self.prec
         num = _format_float(v, verb, prec)
         num = num if num[0] in "+-" else "+" + num
         if self.space and num[0] == "+" and not self.plus:
@@ -2890,6 +2890,9 @@ class _State:
         self.node: Node | None = None
         self.missingkey = tmpl._common.missingkey
         self.funcs = tmpl._common.funcs
+        # the current range element when it came out of a []any / map[string]any: its static
+        # Go type is interface {} (only used to word "can't evaluate field" errors like Go)
+        self.iface_dot: Any = _MISSING
 
     # -- errors and variables -----------------------------------------------------------------
 
@@ -2992,14 +2995,18 @@ class _State:
                         self.set_var(decl[1].ident[0], elem)
                     else:
                         self.vars[-2][1] = index
+                saved_iface = self.iface_dot
+                self.iface_dot = elem if any_elems and _kind(elem) != "struct" else _MISSING
                 try:
                     self.walk(elem, r.list)  # type: ignore[arg-type]
                 except _Continue:
                     pass
                 finally:
+                    self.iface_dot = saved_iface
                     self.pop(mark)
 
             kind = _kind(val)
+            any_elems = type(val) in (list, tuple, dict)
             try:
                 if kind == "slice":
                     if len(val):
@@ -3120,7 +3127,8 @@ class _State:
         self, dot: Any, field: FieldNode, args: list[Node] | None, final: Any
     ) -> Any:
         self.at(field)
-        return self.eval_field_chain(dot, dot, field, field.ident, args, final)
+        iface = self.iface_dot is not _MISSING and dot is self.iface_dot
+        return self.eval_field_chain(dot, dot, field, field.ident, args, final, iface)
 
     def eval_chain_node(
         self, dot: Any, chain: ChainNode, args: list[Node] | None, final: Any
@@ -3152,8 +3160,9 @@ class _State:
         ident: list[str],
         args: list[Node] | None,
         final: Any,
+        iface: bool = False,
     ) -> Any:
-        iface = False  # the receiver came out of a map[string]any: its static type is any
+        # iface: the receiver came out of a map[string]any: its static Go type is interface {}
         for name in ident[:-1]:
             from_map = _kind(receiver) == "map"
             receiver = self.eval_field(dot, name, node, None, _MISSING, receiver, iface)
