@@ -18,6 +18,23 @@ and the parse tree itself (``Template.root``, node classes below) for any other 
 ``go_json(value)`` is the template ``json`` function; ``go_sprint``/``go_sprintf`` are Go's
 ``fmt.Sprint``/``fmt.Sprintf``.
 
+Parse tree
+----------
+``Template.root`` is a ``ListNode``; the node classes mirror Go's ``text/template/parse``:
+``ListNode(nodes)``, ``TextNode(text)``, ``ActionNode(pipe)``, ``PipeNode(decl, cmds,
+is_assign)``, ``CommandNode(args)``, ``IdentifierNode(ident)`` (a function name),
+``VariableNode(ident)`` (``$x.A`` -> ``["$x", "A"]``), ``FieldNode(ident)`` (``.A.B`` ->
+``["A", "B"]``), ``ChainNode(node, field)`` (``(pipe).A``), ``DotNode``, ``NilNode``,
+``BoolNode(value)``, ``NumberNode(text, is_int, is_uint, is_float, int_value, float_value)``,
+``StringNode(quoted, text)``, ``IfNode``/``RangeNode``/``WithNode`` (``BranchNode``: ``pipe``,
+``list``, ``else_list``; ``else if`` is an ``else_list`` holding one ``IfNode``),
+``TemplateNode(name, pipe)`` (``template`` and ``block``), ``BreakNode``, ``ContinueNode``. Every
+node has ``pos`` (character offset in the template text), ``line``, ``copy()`` and ``str()`` (Go's
+``String()``, the template source rebuilt from the tree). ``iter_nodes(node)`` walks a subtree.
+
+Go version: the semantics are those of a current Go (Ollama's): ``range`` over an integer,
+``{{else with}}``, ``range $i, $v = ...`` and ``encoding/json``'s ``\b``/``\f`` escapes included.
+
 Data model (Python value -> Go value)
 -------------------------------------
 * ``dict`` -> ``map[string]any``: ``.Key`` looks the key up; a missing key gives the zero value
@@ -44,9 +61,12 @@ Data model (Python value -> Go value)
 Left out of Go's language on purpose: complex and imaginary constants (no template uses them),
 the ``ParseComments``/custom delimiters/``Funcs`` options (Ollama does not use them), channels and
 iterator functions for ``range``, ``%#v`` Go-syntax printing (approximated by ``%v``) and pointer
-addresses. Errors name the template and position like Go (``template: NAME:LINE: ...`` for parse
-errors, ``template: NAME:LINE:COL: executing "NAME" at <NODE>: ...`` at run time); their text can
-differ from Go's where Go's message depends on static Go types this data model does not have.
+addresses. Deep ``{{template}}`` recursion stops at Python's recursion limit, not at Go's 100000
+(the error reads the same).
+
+Errors name the template and position like Go (``template: NAME:LINE: ...`` for parse errors,
+``template: NAME:LINE:COL: executing "NAME" at <NODE>: ...`` at run time); their text can differ
+from Go's where Go's message depends on static Go types this data model does not have.
 """
 
 from __future__ import annotations
@@ -517,6 +537,7 @@ class _Printer:
 
     def __init__(self) -> None:
         self.buf: list[str] = []
+        self.erroring = False
         self.clear_flags()
 
     def clear_flags(self) -> None:
@@ -656,6 +677,8 @@ class _Printer:
                 num = num[1:]
             self.pad_nozero(num)
             return
+        if self.sharp and verb != "b":
+            num = self._sharp_float(num, verb, prec)
         if self.plus or num[0] != "+":
             if self.zero and self.wid_present and self.wid > len(num):
                 self.buf.append(num[0])
@@ -666,6 +689,35 @@ class _Printer:
             return
         self.pad(num[1:])
 
+    @staticmethod
+    def _sharp_float(num: str, verb: str, prec: int) -> str:
+        """The ``#`` flag: always a decimal point, and %g keeps its trailing zeros."""
+        digits = (6 if prec == -1 else prec) if verb in "vgGx" else 0
+        tail = ""
+        has_point = saw_nonzero = False
+        body = [num[0]]
+        i = 1
+        while i < len(num):
+            c = num[i]
+            if c == ".":
+                has_point = True
+            elif c in "pP" or (c in "eE" and verb not in "xX"):
+                tail = num[i:]
+                break
+            else:
+                if c != "0":
+                    saw_nonzero = True
+                if saw_nonzero:
+                    digits -= 1
+            body.append(c)
+            i += 1
+        out = "".join(body)
+        if not has_point:
+            if out[1:] == "0":
+                digits -= 1
+            out += "."
+        return out + "0" * max(digits, 0) + tail
+
     def truncate(self, s: str) -> str:
         if self.prec_present and len(s) > self.prec:
             return s[: self.prec]
@@ -674,9 +726,9 @@ class _Printer:
     def fmt_string(self, s: str, verb: str) -> None:
         if verb == "v":
             if self.sharp_v:
-                self.pad(_quote(s))
+                self.fmt_string(s, "q")
             else:
-                self.pad(s)
+                self.pad(self.truncate(s))
         elif verb == "s":
             self.pad(self.truncate(s))
         elif verb in "xX":
@@ -724,51 +776,23 @@ class _Printer:
             self.write_padding(self.wid - width)
 
     def bad_verb(self, verb: str, arg: Any) -> None:
+        # like Go, the operand is printed with %v under the same flags, String() not called
+        self.erroring = True
         self.buf.append("%!" + verb + "(")
         if arg is None or arg is NO_VALUE:
             self.buf.append("<nil>")
         else:
             self.buf.append(_go_type_name(arg) + "=")
-            saved = self._save()
-            self.clear_flags()
             self.print_arg(arg, "v")
-            self._restore(saved)
         self.buf.append(")")
-
-    def _save(self) -> tuple[Any, ...]:
-        return (
-            self.plus,
-            self.minus,
-            self.sharp,
-            self.space,
-            self.zero,
-            self.plus_v,
-            self.sharp_v,
-            self.wid,
-            self.prec,
-            self.wid_present,
-            self.prec_present,
-        )
-
-    def _restore(self, s: tuple[Any, ...]) -> None:
-        (
-            self.plus,
-            self.minus,
-            self.sharp,
-            self.space,
-            self.zero,
-            self.plus_v,
-            self.sharp_v,
-            self.wid,
-            self.prec,
-            self.wid_present,
-            self.prec_present,
-        ) = s
+        self.erroring = False
 
     # -- arbitrary values ---------------------------------------------------------------------
 
     def handle_methods(self, arg: Any, verb: str) -> bool:
-        if self.sharp_v or verb not in _STRINGER_VERBS or not _has_stringer(arg):
+        if self.erroring or self.sharp_v or verb not in _STRINGER_VERBS:
+            return False
+        if not _has_stringer(arg):
             return False
         self.fmt_string(str(arg.go_string()), verb)
         return True
@@ -1305,7 +1329,7 @@ class _Item:
             return self.val
         if self.typ > _KEYWORD:
             return "<" + self.val + ">"
-        if len(self.val) > 10:
+        if len(_utf8(self.val)) > 10:  # bytes, while %.10q keeps 10 runes
             return _quote(self.val[:10]) + "..."
         return _quote(self.val)
 
@@ -2576,7 +2600,24 @@ class _Func:
     variadic: str | None = None
 
 
+class _Byte(int):
+    """A byte of a string (what ``index`` returns for strings): Go's uint8."""
+
+    __go_type__ = "uint8"
+
+
+class _IfaceIndex:
+    """A slice index whose static Go type is interface {} (Go's slice rejects it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def _index_arg(index: Any, cap: int) -> int:
+    if isinstance(index, _IfaceIndex):
+        raise _CallError("cannot index slice/array with type interface {}")
     kind = _kind(index)
     if kind == "int":
         x = int(index)
@@ -2604,7 +2645,7 @@ def _fn_index(item: Any, *indexes: Any) -> Any:
             if x == len(seq):
                 what = "string" if kind == "string" else "slice"
                 raise _CallError(f"reflect: {what} index out of range")
-            item = seq[x]
+            item = _Byte(seq[x]) if kind == "string" else seq[x]
         elif kind == "map":
             if index is NO_VALUE:
                 raise _CallError("value is nil; should be of type string")
@@ -2884,7 +2925,7 @@ class _State:
 
     def __init__(self, tmpl: Template, dot: Any, out: list[str], depth: int = 0) -> None:
         self.tmpl = tmpl
-        self.vars: list[list[Any]] = [["$", dot]]
+        self.vars: list[list[Any]] = [["$", dot, False]]  # name, value, interface-typed
         self.out = out
         self.depth = depth
         self.node: Node | None = None
@@ -2893,6 +2934,7 @@ class _State:
         # the current range element when it came out of a []any / map[string]any: its static
         # Go type is interface {} (only used to word "can't evaluate field" errors like Go)
         self.iface_dot: Any = _MISSING
+        self.last_from_map = False  # did the last field evaluation read a map?
 
     # -- errors and variables -----------------------------------------------------------------
 
@@ -2925,6 +2967,7 @@ class _State:
         for var in reversed(self.vars):
             if var[0] == name:
                 var[1] = value
+                var[2] = False
                 return
         self.errorf(f"undefined variable: {name}")
 
@@ -2969,7 +3012,14 @@ class _State:
             val = self.eval_pipeline(dot, node.pipe)
             if _truth(val):
                 assert node.list is not None
-                self.walk(val if is_with else dot, node.list)
+                if is_with:  # with's dot is the pipeline's (concrete) value
+                    saved_iface, self.iface_dot = self.iface_dot, _MISSING
+                    try:
+                        self.walk(val, node.list)
+                    finally:
+                        self.iface_dot = saved_iface
+                else:
+                    self.walk(dot, node.list)
             elif node.else_list is not None:
                 self.walk(dot, node.else_list)
         finally:
@@ -2985,18 +3035,19 @@ class _State:
             decl = r.pipe.decl
 
             def one(index: Any, elem: Any) -> None:
+                elem_iface = any_elems and _kind(elem) != "struct"
                 if decl:
                     if r.pipe.is_assign:  # type: ignore[union-attr]
                         self.set_var(decl[0].ident[0], index if len(decl) > 1 else elem)
                     else:
-                        self.vars[-1][1] = elem
+                        self.vars[-1][1:] = [elem, elem_iface]
                 if len(decl) > 1:
                     if r.pipe.is_assign:  # type: ignore[union-attr]
                         self.set_var(decl[1].ident[0], elem)
                     else:
-                        self.vars[-2][1] = index
+                        self.vars[-2][1:] = [index, False]
                 saved_iface = self.iface_dot
-                self.iface_dot = elem if any_elems and _kind(elem) != "struct" else _MISSING
+                self.iface_dot = elem if elem_iface else _MISSING
                 try:
                     self.walk(elem, r.list)  # type: ignore[arg-type]
                 except _Continue:
@@ -3071,7 +3122,7 @@ class _State:
             if pipe.is_assign:
                 self.set_var(var.ident[0], value)
             else:
-                self.vars.append([var.ident[0], value])
+                self.vars.append([var.ident[0], value, False])
         return value
 
     def not_a_function(self, args: list[Node] | None, final: Any) -> None:
@@ -3190,6 +3241,7 @@ class _State:
         if kind == "map":
             if has_args:
                 self.errorf(f"{name} is not a method but has arguments")
+            self.last_from_map = True
             if name in receiver:
                 return receiver[name]
             if self.missingkey == "zero":
@@ -3198,6 +3250,7 @@ class _State:
                 self.errorf(f"map has no entry for key {_quote(name)}")
             return NO_VALUE
         if kind == "struct":
+            self.last_from_map = False
             if _is_exported(name):
                 attr = getattr(receiver, name, _MISSING)
                 if attr is not _MISSING:
@@ -3296,6 +3349,11 @@ class _State:
             return fn.params[i] if i < num_fixed else (fn.variadic or "A")
 
         argv = [self.eval_arg(dot, kind_at(i), a) for i, a in enumerate(arg_nodes)]
+        if name == "slice" and fn is _BUILTINS[name]:
+            # Go's slice does not unwrap interface-typed indexes (index does)
+            for i, a in enumerate(arg_nodes[1:], start=1):
+                if self.arg_is_iface(dot, a, argv[i]):
+                    argv[i] = _IfaceIndex(argv[i])
         if final is not _MISSING:
             argv.append(self.validate_type(final, kind_at(num_in - 1)))
         try:
@@ -3303,6 +3361,20 @@ class _State:
         except _CallError as e:
             self.at(node)
             self.errorf(f"error calling {name}: {e}")
+
+    def arg_is_iface(self, dot: Any, node: Node, value: Any) -> bool:
+        """Whether an argument just evaluated has the static Go type interface {}."""
+        if value is NO_VALUE:
+            return False
+        if isinstance(node, (FieldNode, ChainNode)) or (
+            isinstance(node, VariableNode) and len(node.ident) > 1
+        ):
+            return self.last_from_map
+        if isinstance(node, VariableNode):
+            return next((v[2] for v in reversed(self.vars) if v[0] == node.ident[0]), False)
+        if isinstance(node, DotNode):
+            return self.iface_dot is not _MISSING and dot is self.iface_dot
+        return False
 
     def validate_type(self, value: Any, kind: str) -> Any:
         """Go's validateType for the parameter kinds V, A, S ("" = untyped)."""
