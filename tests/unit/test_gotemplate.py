@@ -1983,3 +1983,41 @@ def test_iter_nodes_and_delete_nodes() -> None:
     pruned = tmpl.delete_nodes(lambda n: isinstance(n, TextNode))
     assert str(pruned) == "{{if .ToolCalls}}{{(.X).Y}}{{end}}{{.Z}}"
     assert str(tmpl.root) == "{{if .ToolCalls}}<tc>{{(.X).Y}}{{end}}tail{{.Z}}"
+
+
+GO_QUIRK_CASES = [
+    pytest.param(
+        "{{ range $i, $_ := .L }}{{ slice $.L $i }}{{ end }}",
+        "[1 2 3][2 3][3]",
+        id="slice_by_index",
+    ),
+    pytest.param("{{ $a := .A }}{{ slice .L $a }}", "[2 3]", id="slice_by_variable"),
+    pytest.param(
+        '{{ printf "%T %v" (index "ab" 0) (index "ab" 0) }}', "uint8 97", id="string_byte"
+    ),
+    pytest.param(
+        '{{ printf "%+12.0e|%.2v|%#g|%#v" 0 "hello" 1.0 "q" }}',
+        '%!e(int=            )|he|1.00000|"q"',
+        id="fmt_flags_in_bad_verb",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), GO_QUIRK_CASES)
+def test_go_quirks(text: str, expected: str) -> None:
+    assert render(text, DATA) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["{{ slice .L .A }}", "{{ range .L }}{{ slice $.L . }}{{ end }}"], ids=["field", "dot"]
+)
+def test_slice_rejects_interface_typed_index(text: str) -> None:
+    # Go's slice (unlike index) does not unwrap an index read out of a map[string]any / []any
+    with pytest.raises(TemplateError, match=r"cannot index slice/array with type interface \{\}"):
+        render(text, DATA)
+
+
+def test_long_token_in_parse_error() -> None:
+    with pytest.raises(TemplateError) as info:
+        Template.parse('{{"s"éelserange}}')
+    assert str(info.value) == 'template: :1: unexpected "éelserange"... in operand'
