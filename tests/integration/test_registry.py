@@ -369,6 +369,43 @@ def test_killed_pull_resumes_with_only_the_missing_bytes(model_store: Store, reg
     assert total - completed <= counter.down <= total - completed + 256 * 1024
 
 
+def test_cancelled_pull_stops_and_keeps_its_progress(model_store: Store, registry: Registry,
+                                                     proxies: list[Proxy],
+                                                     tmp_path: Path) -> None:
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    digest = model_digest(model_store)
+    total = model_store.blobs.path(digest).stat().st_size
+    slow = Proxy(registry.host, rate=20 * MIB)
+    proxies.append(slow)
+    store = Store(tmp_path / "models")
+    events: list[dict[str, Any]] = []
+
+    async def cancel_midway() -> None:
+        task = asyncio.create_task(pull_model(store, parse(f"{slow.host}/test/smollm2:135m"),
+                                              insecure=True, progress=events.append))
+        while not any(e.get("completed", 0) > 10 * MIB for e in events):
+            await asyncio.sleep(0.02)
+        task.cancel()  # the only client leaves: the download stops
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(cancel_midway())
+    stopped_at = slow.down
+    time.sleep(0.5)
+    assert slow.down - stopped_at < 4 * MIB  # nothing is fetched any more
+    completed = json.loads(Path(f"{store.blobs.path(digest)}-partial-0").read_text())["Completed"]
+    assert 10 * MIB <= completed < total
+    assert not store.blobs.exists(digest)
+
+    counter = Proxy(registry.host)
+    proxies.append(counter)
+    via = parse(f"{counter.host}/test/smollm2:135m")
+    run(pull_model(store, via, insecure=True, progress=lambda e: None))
+    same_model(model_store, name, store, via)
+    assert total - completed <= counter.down <= total - completed + 256 * 1024
+
+
 def test_concurrent_pulls_share_one_download(model_store: Store, registry: Registry,
                                              proxies: list[Proxy], tmp_path: Path) -> None:
     name = tag(model_store, registry.host)

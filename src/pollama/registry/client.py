@@ -10,13 +10,16 @@ first redirect to another host (a CDN) and use that URL directly (REG-04).
 from __future__ import annotations
 
 import contextlib
+import functools
 import platform
+import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from pollama import __version__
@@ -38,8 +41,16 @@ REDIRECT_CODES = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 10
 STALL_TIMEOUT = 30.0  # seconds without a byte before a transfer counts as stalled (REG-06)
 
+TIMEOUT = httpx.Timeout(60.0, connect=30.0, read=STALL_TIMEOUT)
+
 Body = bytes | Callable[[], AsyncIterator[bytes]] | None
 Follow = Literal["all", "same-host", "none"]
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context for every client: building one reads the CA bundle (~30 ms)."""
+    return httpx.create_ssl_context()
 
 
 class RegistryClient:
@@ -47,17 +58,28 @@ class RegistryClient:
 
     def __init__(self, name: Name, *, insecure: bool = False, home: Path | None = None) -> None:
         scheme = "http" if insecure else name.scheme  # REG-13: insecure rewrites to http
+        self.name = name
+        self.insecure = insecure
         self.host = name.host
         self.base = f"{scheme}://{name.host}"
         self.repository = name.repository
         self.home = home if home is not None else Config.from_env().home
         self.authorization: str | None = None
         self.http = httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=httpx.Timeout(60.0, connect=30.0, read=STALL_TIMEOUT),
-            headers={"User-Agent": USER_AGENT},
+            follow_redirects=False, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT},
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+            verify=ssl_context())
+
+    def sync_client(self) -> httpx.Client:
+        """A blocking client for the bulk byte transfers that run in worker threads."""
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
+        transport = httpx.HTTPTransport(verify=ssl_context(), limits=limits)
+        pool = getattr(transport, "_pool", None)  # httpx 0.28: the httpcore ConnectionPool
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend):
+            pool._network_backend = _BigReads(backend)  # type: ignore[union-attr]
+        return httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT},
+                            limits=limits, verify=ssl_context(), transport=transport)
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -177,6 +199,47 @@ class RegistryClient:
         if not token:
             raise Unauthorized()
         return str(token)
+
+
+BULK_READ = 1 << 20
+
+
+class _BigReads(httpcore.NetworkBackend):
+    """Sockets that read up to 1 MiB per call where httpcore asks for 64 KiB: on a fast link a
+    blob then arrives in 16x fewer trips through h11, about 1.5x faster on loopback."""
+
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _BigReadStream(self._inner.connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _BigReadStream(self._inner.connect_unix_socket(*args, **kwargs))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _BigReadStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max(max_bytes, BULK_READ), timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _BigReadStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
 
 
 @contextlib.contextmanager

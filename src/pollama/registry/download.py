@@ -23,12 +23,14 @@ failure or a cancellation keeps them for the next attempt.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,12 +38,14 @@ from typing import Any
 
 import httpx
 
-from pollama.names import Name
+from pollama.registry import auth
 from pollama.registry.client import RegistryClient
 from pollama.registry.errors import (
     BlobDigestMismatch,
     MaxRetriesExceeded,
     RegistryError,
+    RemoteNotFound,
+    Unauthorized,
 )
 from pollama.registry.progress import TICK, Progress, transfer
 from pollama.store import Store
@@ -57,6 +61,7 @@ BACKOFF_BASE = 1.0  # seconds; attempt n sleeps BACKOFF_BASE * 2**n
 STATE_INTERVAL = 0.5  # seconds between rewrites of a part's state file
 HASH_BLOCK = 8 << 20
 DIRECT_URL_DEADLINE = 30.0
+SMALL_BLOB = 1 << 20  # blobs up to this size are fetched with one plain GET
 
 
 def part_sizes(total: int) -> list[tuple[int, int]]:
@@ -88,19 +93,25 @@ class PartStalled(Exception):
 class BlobDownload:
     """The download of one blob into one store; see the module docstring."""
 
-    def __init__(self, store: Store, name: Name, digest: str, size_hint: int, insecure: bool):
+    def __init__(self, store: Store, origin: RegistryClient, digest: str, size_hint: int):
         self.store = store
-        self.name = name
+        self.name = origin.name
+        self.insecure = origin.insecure
+        self.authorization = origin.authorization  # saves a 401 round trip per blob
         self.digest = digest
-        self.insecure = insecure
         self.path = store.blobs.path(digest)
         self.partial = Path(f"{self.path}-partial")
         self.total = size_hint
-        self.completed = 0
         self.parts: list[Part] = []
         self.waiters = 0
         self.task: asyncio.Task[None] | None = None
         self._fd = -1
+        self._stop = threading.Event()
+        self._running: list[concurrent.futures.Future[None]] = []
+
+    @property
+    def completed(self) -> int:
+        return sum(p.completed for p in self.parts)
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -128,6 +139,7 @@ class BlobDownload:
     async def _run(self) -> None:
         try:
             async with RegistryClient(self.name, insecure=self.insecure) as client:
+                client.authorization = self.authorization
                 self._prepare_from_state()
                 if not self.parts:
                     await self._prepare_fresh(client)
@@ -173,7 +185,6 @@ class BlobDownload:
             return
         self.parts = parts
         self.total = offset
-        self.completed = sum(p.completed for p in parts)
         log.info("resuming %s: %d of %d bytes already here", self.digest[7:19], self.completed,
                  self.total)
 
@@ -182,7 +193,6 @@ class BlobDownload:
         length = resp.headers.get("content-length")
         if length and length.isdigit():
             self.total = int(length)
-        self.completed = 0
         self.parts = [Part(i, off, size) for i, (off, size) in enumerate(part_sizes(self.total))]
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         for part in self.parts:
@@ -211,10 +221,11 @@ class BlobDownload:
             if pending:
                 url, with_auth = await self._direct_url(client)
                 limit = asyncio.Semaphore(NUM_PARTS)
+                http = client.sync_client()
 
                 async def one(part: Part) -> None:
                     async with limit:
-                        await self._part_with_retries(client, url, with_auth, part)
+                        await self._part_with_retries(client, http, url, with_auth, part)
 
                 hasher = asyncio.ensure_future(self._hash_along())
                 try:
@@ -222,6 +233,8 @@ class BlobDownload:
                     got = await hasher
                 finally:
                     hasher.cancel()
+                    await self._stop_transfers()
+                    http.close()
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await hasher
                     for part in self.parts:
@@ -243,6 +256,13 @@ class BlobDownload:
         os.chmod(self.partial, 0o644)
         os.replace(self.partial, self.path)
         _fsync_dir(self.path.parent)
+
+    async def _stop_transfers(self) -> None:
+        """Make the transfer threads stop (after their current chunk) and wait for them."""
+        self._stop.set()
+        running = [asyncio.wrap_future(f) for f in self._running if not f.done()]
+        if running:
+            await asyncio.wait(running)
 
     async def _direct_url(self, client: RegistryClient) -> tuple[str, bool]:
         """Where the ranges come from: the first other-host redirect target (no auth), or the
@@ -271,22 +291,31 @@ class BlobDownload:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _part_with_retries(self, client: RegistryClient, url: str, with_auth: bool,
-                                 part: Part) -> None:
+    async def _part_with_retries(self, client: RegistryClient, http: httpx.Client, url: str,
+                                 with_auth: bool, part: Part) -> None:
         tries = 0
         while True:
+            headers = {"Authorization": client.authorization} \
+                if with_auth and client.authorization else {}
+            future = _executor().submit(self._fetch_part, http, url, headers, part)
+            self._running.append(future)  # kept: a cancelled await leaves the thread running
             try:
-                await self._fetch_part(client, url, with_auth, part)
+                await asyncio.wrap_future(future)
                 return
             except PartStalled:
                 log.info("%s part %d stalled; retrying. If this persists, press ctrl-c to exit, "
                          "then 'pollama pull' to find a faster connection.", self.digest[7:19],
                          part.n)
                 continue
-            except (httpx.TransportError, RegistryError, _ShortRead) as err:
+            except (httpx.TransportError, RegistryError, _ShortRead, _Reauth) as err:
                 if isinstance(err, RegistryError) and not _transient(err):
                     raise
                 tries += 1
+                if isinstance(err, _Reauth):
+                    if tries >= 2:
+                        raise Unauthorized() from None
+                    await client.authenticate(auth.parse_challenge(err.challenge), url)
+                    continue
                 if tries >= MAX_RETRIES:
                     raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err
                 sleep = BACKOFF_BASE * 2 ** (tries - 1)
@@ -294,28 +323,33 @@ class BlobDownload:
                          part.n, tries - 1, err, sleep)
                 await asyncio.sleep(sleep)
 
-    async def _fetch_part(self, client: RegistryClient, url: str, with_auth: bool,
-                          part: Part) -> None:
+    def _fetch_part(self, http: httpx.Client, url: str, headers: dict[str, str],
+                    part: Part) -> None:
+        """Fetch the rest of one part into the partial file (runs in a worker thread)."""
         start, end = part.offset + part.completed, part.offset + part.size - 1
-        headers = {"Range": f"bytes={start}-{end}"}
         last_state = time.monotonic()
         try:
-            if with_auth:
-                ctx = client.stream("GET", url, headers=headers)
-            else:  # a CDN URL: no registry credentials go there
-                ctx = _plain_stream(client.http, url, headers)
-            async with ctx as resp:
+            with http.stream("GET", url, headers={**headers, "Range": f"bytes={start}-{end}"},
+                             follow_redirects=True) as resp:
+                if resp.status_code == 401 and headers:
+                    raise _Reauth(resp.headers.get("www-authenticate", ""))
+                if resp.status_code == 404:
+                    raise RemoteNotFound()
+                if resp.status_code >= 400:
+                    text = resp.read().decode("utf-8", errors="replace")
+                    raise RegistryError(f"{resp.status_code}: {text}")
                 if resp.status_code != 206 and not (resp.status_code == 200 and start == 0):
                     raise RegistryError(f"unexpected status code {resp.status_code} for a range")
                 pos = start
-                async for chunk in resp.aiter_raw():
+                for chunk in resp.iter_raw():
+                    if self._stop.is_set():
+                        return
                     room = end + 1 - pos
                     if len(chunk) > room:
                         chunk = chunk[:room]
                     written = os.pwrite(self._fd, chunk, pos)
                     pos += written
                     part.completed += written
-                    self.completed += written
                     if pos > end:
                         break
                     now = time.monotonic()
@@ -331,15 +365,26 @@ class BlobDownload:
             raise _ShortRead(f"unexpected EOF after {part.completed} of {part.size} bytes")
 
     async def _hash_along(self) -> str:
-        """Hash the contiguous downloaded prefix as it grows; returns `sha256:<hex>`."""
+        """Hash the contiguous downloaded prefix as it grows; returns `sha256:<hex>`.
+
+        Hashed ranges are also flushed to disk in the background, so that the fsync before the
+        rename has little left to do."""
         h = hashlib.sha256()
         pos = 0
-        while pos < self.total:
-            frontier = self._frontier()
-            if frontier - pos >= HASH_BLOCK or frontier == self.total:
-                pos = await asyncio.to_thread(_hash_range, self.partial, h, pos, frontier)
-            else:
-                await asyncio.sleep(0.01)
+        flush: asyncio.Future[None] | None = None
+        try:
+            while pos < self.total:
+                frontier = self._frontier()
+                if frontier - pos >= HASH_BLOCK or frontier == self.total:
+                    pos = await asyncio.to_thread(_hash_range, self.partial, h, pos, frontier)
+                    if flush is None or flush.done():
+                        flush = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, self._fd))
+                else:
+                    await asyncio.sleep(0.005)
+        finally:
+            if flush is not None:
+                with contextlib.suppress(OSError):
+                    await asyncio.shield(flush)
         return f"sha256:{h.hexdigest()}"
 
     def _frontier(self) -> int:
@@ -353,16 +398,30 @@ class _ShortRead(Exception):
     """The body ended before the part was complete (resumable)."""
 
 
+class _Reauth(Exception):
+    """The registry wants new credentials (a token expired) for a ranged GET."""
+
+    def __init__(self, challenge: str) -> None:
+        super().__init__("401: token expired")
+        self.challenge = challenge
+
+
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _executor() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for part transfers: sync httpx there moves bytes ~1.5x faster than asyncio."""
+    global _pool
+    if _pool is None:
+        _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * NUM_PARTS,
+                                                      thread_name_prefix="pollama-pull")
+    return _pool
+
+
 def _transient(err: RegistryError) -> bool:
     """5xx and 429 answers are worth retrying; other registry answers are not."""
     code = err.message.split(":", 1)[0]
     return code.isdigit() and (int(code) >= 500 or int(code) == 429)
-
-
-@contextlib.asynccontextmanager
-async def _plain_stream(http: httpx.AsyncClient, url: str, headers: dict[str, str]):  # type: ignore[no-untyped-def]
-    async with http.stream("GET", url, headers=headers, follow_redirects=True) as resp:
-        yield resp
 
 
 async def _all_or_nothing(coros: list) -> None:  # type: ignore[type-arg]
@@ -419,7 +478,7 @@ def _fsync_dir(path: Path) -> None:
 _active: dict[str, BlobDownload] = {}
 
 
-async def download_blob(store: Store, name: Name, digest: str, size: int, *, insecure: bool,
+async def download_blob(store: Store, client: RegistryClient, digest: str, size: int, *,
                         progress: Progress) -> bool:
     """Make sure the blob is in the store; returns True when it already was (a cache hit)."""
     path = store.blobs.path(digest)
@@ -430,10 +489,14 @@ async def download_blob(store: Store, name: Name, digest: str, size: int, *, ins
             have = path.stat().st_size
             progress(transfer("pulling", digest, have, have))
             return True
+        if size <= SMALL_BLOB:
+            await _fetch_small(store, client, digest, size)
+            progress(transfer("pulling", digest, size, size))
+            return False
         current = _active.get(key)
         if current is None or current.task is None or current.task.get_loop() is not loop \
                 or current.task.done():
-            current = BlobDownload(store, name, digest, size, insecure)
+            current = BlobDownload(store, client, digest, size)
             _active[key] = current
             current.start()
         elif current.task.cancelling():
@@ -441,3 +504,28 @@ async def download_blob(store: Store, name: Name, digest: str, size: int, *, ins
             continue
         await current.wait(progress)
         return False
+
+
+async def _fetch_small(store: Store, client: RegistryClient, digest: str, size: int) -> None:
+    """A blob the manifest says is small (config, template, params): one GET, verified by the
+    store's writer before it gets its name; nothing to resume, so no part files."""
+    limit = max(size, SMALL_BLOB)
+    for attempt in range(MAX_RETRIES):
+        try:
+            async with client.stream("GET", client.url("blobs", digest)) as resp:
+                data = bytearray()
+                async for chunk in resp.aiter_raw():
+                    data += chunk
+                    if len(data) > limit:
+                        raise RegistryError(f"blob {digest} is larger than its manifest says")
+            break
+        except (httpx.TransportError, RegistryError) as err:
+            if isinstance(err, RegistryError) and not _transient(err):
+                raise
+            if attempt == MAX_RETRIES - 1:
+                raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err
+            await asyncio.sleep(BACKOFF_BASE * 2 ** attempt)
+    got = f"sha256:{hashlib.sha256(data).hexdigest()}"
+    if got != digest:
+        raise BlobDigestMismatch(digest, got)
+    await asyncio.to_thread(store.blobs.write_bytes, bytes(data), digest)

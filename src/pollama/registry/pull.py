@@ -70,15 +70,12 @@ async def pull_model(store: Store, name: Name, *, insecure: bool = False,
     with translate_errors():
         async with RegistryClient(name, insecure=insecure) as client:
             manifest, raw = await fetch_manifest(client, name.tag)
-    if manifest.find(MEDIA_TENSOR):
-        raise RegistryError("this model requires MLX support, but the MLX runtime is not "
-                            "available")
-
-    layers = manifest.all_layers() if manifest.config.digest else list(manifest.layers)
-    with translate_errors():
-        for layer in layers:
-            await download_blob(store, name, layer.digest, layer.size, insecure=insecure,
-                                progress=progress)
+            if manifest.find(MEDIA_TENSOR):
+                raise RegistryError("this model requires MLX support, but the MLX runtime is "
+                                    "not available")
+            layers = manifest.all_layers() if manifest.config.digest else list(manifest.layers)
+            for layer in layers:
+                await download_blob(store, client, layer.digest, layer.size, progress=progress)
 
     # Every blob was hashed and compared before it got its name (download.py).
     progress(status("verifying sha256 digest"))
