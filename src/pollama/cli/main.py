@@ -112,18 +112,8 @@ def create(
     progress = Progress()
     try:
         progress.spinner("gathering model components")
-        digests: dict[Path, str] = {}
-        for local in [*draft.files.values(), *draft.adapters.values()]:
-            digest = _file_digest(local)
-            digests[local] = digest
-            if client.head_blob(digest):
-                continue
-            label = f"copying file {digest}"
-
-            def report(sent: int, total: int, label: str = label, digest: str = digest) -> None:
-                progress.bar(digest, label, total, sent)
-
-            client.upload_blob(digest, local, report)
+        digests = _upload_files(client, progress, [*draft.files.values(),
+                                                   *draft.adapters.values()])
         body = draft.to_request(digests)
         body["model"] = model
         if quantize:
@@ -223,38 +213,45 @@ def run(
     fmt: Annotated[str | None, typer.Option("--format",
                                             help="Response format (e.g. json)")] = None,
     think: Annotated[str | None, typer.Option(
-        "--think", help="Enable thinking mode: true/false or high/medium/low for supported "
+        "--think", is_flag=False, flag_value="true",
+        help="Enable thinking mode: true/false or high/medium/low for supported "
         "models")] = None,
     hidethinking: Annotated[bool, typer.Option(
         "--hidethinking", help="Hide thinking output (if provided)")] = False,
 ) -> None:
+    """Chat on a terminal (the REPL), else answer one prompt: args and piped stdin (RUN-02/03)."""
     from pollama.cli import run as runmod
 
     think_value = runmod.parse_think(think)
     keep = runmod.parse_keepalive(keepalive)
     client = _client()
     try:
-        client.request("POST", "/api/show", {"model": model})
+        show = client.request("POST", "/api/show", {"model": model})
     except ClientError as err:
         if err.status != 404:
             raise
         _stream_progress(client, "/api/pull", {"model": model, "insecure": insecure},
                          "pulling")
+        show = client.request("POST", "/api/show", {"model": model})
+    think_value = runmod.infer_think(show.get("capabilities") or [], think_value,
+                                     think is not None)
     text = " ".join(prompt or [])
+    interactive = sys.stdin.isatty() and sys.stdout.isatty() and not prompt
     if not sys.stdin.isatty():
         piped = sys.stdin.read()
         if piped:
             text = f"{piped} {text}" if text else piped
-    if text or not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not interactive:
         runmod.generate_once(client, model, text, keepalive=keep, fmt=fmt, think=think_value,
-                             hidethinking=hidethinking, verbose=verbose)
+                             hidethinking=hidethinking, verbose=verbose,
+                             wordwrap=not nowordwrap and sys.stdout.isatty())
         return
-    body: dict[str, Any] = {"model": model, "prompt": ""}
-    if keep is not None:
-        body["keep_alive"] = keep
-    client.request("POST", "/api/generate", body)
-    runmod.chat_loop(client, model, keepalive=keep, fmt=fmt, think=think_value,
-                     verbose=verbose)
+    from pollama.cli.repl import Session, run_interactive
+
+    session = Session(model=model, format=fmt or "", think=think_value,
+                      think_explicit=think is not None, hidethinking=hidethinking,
+                      keepalive=keep, wordwrap=not nowordwrap, verbose=verbose)
+    run_interactive(client, session, show)
 
 
 @app.command(help="List running models" + _env_help(CLIENT_ENV_DOCS))
@@ -300,13 +297,27 @@ def stop(model: Annotated[str, typer.Argument(metavar="MODEL")]) -> None:
         raise
 
 
+def _upload_files(client: Client, progress: Progress, paths: list[Path]) -> dict[Path, str]:
+    """Hash each local file and upload the blobs the server lacks (Ollama's `copying file`)."""
+    digests: dict[Path, str] = {}
+    for local in paths:
+        digest = _file_digest(local)
+        digests[local] = digest
+        if client.head_blob(digest):
+            continue
+
+        def report(sent: int, total: int, digest: str = digest) -> None:
+            pct = sent * 100 // total if total else 100
+            progress.spinner(f"copying file {digest} {pct}%", key=digest)
+
+        client.upload_blob(digest, local, report)
+    return digests
+
+
 def _create_from_gguf(client: Client, model: str, gguf: Path) -> None:
     progress = Progress()
     try:
-        digest = _file_digest(gguf)
-        if not client.head_blob(digest):
-            client.upload_blob(digest, gguf, lambda sent, total: progress.bar(
-                digest, f"copying file {digest}", total, sent))
+        digest = _upload_files(client, progress, [gguf])[gguf]
         for event in client.stream("/api/create", {"model": model,
                                                    "files": {gguf.name: digest}}):
             progress.event(event)

@@ -99,6 +99,7 @@ class Progress:
         self.tty = self.stream.isatty()
         self.items: list[_Bar | _Spinner] = []
         self.bars: dict[str, _Bar] = {}
+        self.spinners: dict[str, _Spinner] = {}
         self.printed = 0  # non-tty: items already printed
         self.drawn_lines = 0
         self._lock = threading.Lock()
@@ -114,10 +115,18 @@ class Progress:
             with self._lock:
                 self._draw()
 
-    def spinner(self, message: str) -> None:
+    def spinner(self, message: str, key: str | None = None) -> None:
+        """Start a spinner line; with `key`, a later call with the same key rewrites it."""
         with self._lock:
+            existing = self.spinners.get(key) if key else None
+            if existing is not None:
+                existing.message = message
+                return
             self._finish_spinners()
-            self.items.append(_Spinner(message))
+            item = _Spinner(message)
+            self.items.append(item)
+            if key:
+                self.spinners[key] = item
             self._after_change()
 
     def bar(self, key: str, message: str, total: int, completed: int) -> None:

@@ -1,19 +1,36 @@
-"""`pollama run`: one-shot generation, piped input, and the chat loop (a client of the API)."""
+"""`pollama run`: option parsing, one-shot generation, and the display both it and the REPL use.
+
+The display follows Ollama's `displayResponse` (cmd/cmd.go): word wrap at the terminal width
+with the partial word moved to the next line, thinking in grey between `Thinking...` and
+`...done thinking.`, and plain text with no control codes when the output is not a terminal.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
-from typing import Any
+import threading
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+from wcwidth import wcswidth, wcwidth
 
 from pollama.client import Client, ClientError
-from pollama.config import parse_go_duration
+from pollama.config import format_go_duration, parse_go_duration
 
 THINK_VALUES = {"true": True, "": True, "false": False, "high": "high", "medium": "medium",
                 "low": "low", "max": "max"}
 
+GREY = "\x1b[38;5;245m"  # Ollama's readline.ColorGrey
+BOLD = "\x1b[1m"
+DIM = "\x1b[2m"
+RESET = "\x1b[0m"
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
 
 def parse_think(value: str | None) -> bool | str | None:
+    """The `--think` flag's value as the API's `think` (spec RUN-06); None when not given."""
     if value is None:
         return None
     if value not in THINK_VALUES:
@@ -22,7 +39,16 @@ def parse_think(value: str | None) -> bool | str | None:
     return THINK_VALUES[value]
 
 
+def infer_think(capabilities: list[str], think: bool | str | None,
+                explicit: bool) -> bool | str | None:
+    """Ollama's `inferThinkingOption`: thinking on for `thinking` models unless set by the user."""
+    if explicit:
+        return think
+    return True if "thinking" in capabilities else None
+
+
 def parse_keepalive(value: str | None) -> str | None:
+    """Validate `--keepalive` as a Go duration (spec RUN-09); the string is sent as is."""
     if value is None:
         return None
     try:
@@ -34,12 +60,10 @@ def parse_keepalive(value: str | None) -> str | None:
 
 def _format_duration(ns: int) -> str:
     """Go's time.Duration.String() of nanoseconds (e.g. 1.234567s, 12.5ms)."""
-    from pollama.config import format_go_duration
-
     return format_go_duration(ns / 1e9)
 
 
-def print_stats(final: dict[str, Any]) -> None:
+def print_stats(final: dict[str, Any], stream: TextIO | None = None) -> None:
     """Ollama's --verbose block (spec RUN-08), on stderr, non-zero fields only."""
     lines = []
     if final.get("total_duration"):
@@ -60,10 +84,11 @@ def print_stats(final: dict[str, Any]) -> None:
         lines.append(f"eval duration:        {_format_duration(ns)}")
         lines.append(f"eval rate:            {final.get('eval_count', 0) / (ns / 1e9):.2f} "
                      "tokens/s")
-    print("\n".join(lines), file=sys.stderr)
+    print("\n".join(lines), file=stream or sys.stderr)
 
 
 def format_value(fmt: str | None) -> Any:
+    """`--format`/`/set format` as the API's `format`: "json", or raw JSON such as a schema."""
     if not fmt:
         return None
     if fmt == "json":
@@ -74,10 +99,209 @@ def format_value(fmt: str | None) -> Any:
         return fmt
 
 
+class Spinner:
+    """Ollama's empty-message spinner on stderr while waiting; cleared when it stops.
+
+    Only on a terminal: with stderr redirected nothing is written.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        try:
+            tty = self.stream.isatty()
+        except (ValueError, AttributeError):
+            tty = False
+        if tty:
+            self._thread = threading.Thread(target=self._spin, daemon=True)
+            self._thread.start()
+
+    def _spin(self) -> None:
+        frame = 0
+        self.stream.write("\x1b[?25l")
+        while True:
+            self.stream.write(f"\r{SPINNER[frame % len(SPINNER)]}\x1b[K")
+            self.stream.flush()
+            frame += 1
+            if self._stop.wait(0.1):
+                break
+        self.stream.write("\r\x1b[K\x1b[?25h")
+        self.stream.flush()
+
+    def stop(self) -> None:
+        """Stop and clear the spinner line; safe to call more than once."""
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+
+def _char_width(ch: str) -> int:
+    return max(wcwidth(ch), 0)
+
+
+def _text_width(text: str) -> int:
+    width = wcswidth(text)
+    return width if width >= 0 else sum(_char_width(c) for c in text)
+
+
+class ResponseWriter:
+    """Writes a streamed answer: thinking (grey, or hidden), content, word wrap (spec RUN-04/07).
+
+    `plain` drops every control code (pipes); word wrap then is off too, since moving a
+    partial word needs cursor movement.
+    """
+
+    def __init__(self, out: TextIO | None = None, *, wordwrap: bool = True, plain: bool = False,
+                 hidethinking: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.plain = plain
+        self.wordwrap = wordwrap and not plain
+        self.hidethinking = hidethinking
+        self.line_length = 0
+        self.word = ""
+        self.thinking_open = False
+        self.thinking_text = ""
+        self.wrote = False
+
+    # -- word wrap -------------------------------------------------------------------------
+
+    def _width(self) -> int:
+        return shutil.get_terminal_size((80, 24)).columns or 80
+
+    def display(self, text: str) -> None:
+        """Write text, wrapping at the terminal width the way Ollama's displayResponse does."""
+        if not text:
+            return
+        self.wrote = True
+        width = self._width()
+        if not self.wordwrap or width < 10:
+            self.out.write(text)
+            return
+        parts: list[str] = []
+        for ch in text:
+            ch_width = _char_width(ch)
+            if self.line_length + 1 > width - 5:
+                word_width = _text_width(self.word)
+                if word_width > width - 10:
+                    # Too long a word to move: break it here (Ollama prints it twice).
+                    parts.append("\n" + ch)
+                    self.word = ch if ch not in " \t\n\r" else ""
+                    self.line_length = ch_width if ch not in "\n\r" else 0
+                    continue
+                if word_width:
+                    parts.append(f"\x1b[{word_width}D")
+                parts.append("\x1b[K\n" + self.word + ch)
+                self.line_length = word_width + ch_width
+                if ch in " \t":
+                    self.word = ""
+                elif ch in "\n\r":
+                    self.line_length = 0
+                    self.word = ""
+                else:
+                    self.word += ch
+                continue
+            parts.append(ch)
+            self.line_length += ch_width
+            if ch_width >= 2 or ch in " \t":
+                self.word = ""
+            elif ch in "\n\r":
+                self.line_length = 0
+                self.word = ""
+            else:
+                self.word += ch
+        self.out.write("".join(parts))
+
+    def _reset_wrap(self) -> None:
+        self.line_length = 0
+        self.word = ""
+
+    # -- one chunk -------------------------------------------------------------------------
+
+    def thinking(self, text: str) -> None:
+        """Thinking text: `Thinking...` before the first piece, grey on a terminal."""
+        if not text or self.hidethinking:
+            return
+        if not self.thinking_open:
+            opening = "Thinking...\n"
+            self.out.write(opening if self.plain else f"{GREY}{BOLD}{opening}{RESET}{GREY}")
+            self.thinking_open = True
+            self.wrote = True
+        self.thinking_text += text
+        self.display(text)
+
+    def close_thinking(self) -> None:
+        """`...done thinking.` once content or tool calls start."""
+        if not self.thinking_open:
+            return
+        if not self.thinking_text.endswith("\n"):
+            self.out.write("\n")
+        closing = "...done thinking.\n\n"
+        self.out.write(closing if self.plain else f"{GREY}{BOLD}{closing}{RESET}")
+        self.thinking_open = False
+        self._reset_wrap()
+
+    def content(self, text: str) -> None:
+        if text:
+            self.close_thinking()
+        self.display(text)
+
+    def tool_calls(self, calls: list[dict[str, Any]]) -> None:
+        """Unexpected tool calls, shown as Ollama's renderToolCalls does."""
+        if not calls:
+            return
+        self.close_thinking()
+        grey = "" if self.plain else GREY + BOLD
+        value = "" if self.plain else RESET
+        lines = []
+        for call in calls:
+            function = call.get("function") or {}
+            args = json.dumps(function.get("arguments") or {}, separators=(",", ":"))
+            lines.append(f"  Model called a non-existent function '{value}"
+                         f"{function.get('name', '')}(){grey}' with arguments: "
+                         f"{value}{args}{grey}")
+        self.out.write(grey + "\n".join(lines) + ("" if self.plain else RESET))
+        self.wrote = True
+
+    def finish(self) -> None:
+        """End of the answer or a cancel: no colour left on."""
+        if self.thinking_open and not self.plain:
+            self.out.write(RESET)
+        self.out.flush()
+
+
+def stream_response(chunks: Iterator[dict[str, Any]], writer: ResponseWriter,
+                    spinner: Spinner | None, key: str) -> dict[str, Any]:
+    """Show a stream of generate (`key`="response") or chat ("message") chunks; return the last.
+
+    The spinner stops at the first visible output. The caller closes `chunks`.
+    """
+    final: dict[str, Any] = {}
+    for chunk in chunks:
+        if key == "message":
+            message = chunk.get("message") or {}
+            thinking, content = message.get("thinking"), message.get("content")
+            calls = message.get("tool_calls")
+        else:
+            thinking, content, calls = chunk.get("thinking"), chunk.get("response"), \
+                chunk.get("tool_calls")
+        if spinner is not None and (content or (thinking and not writer.hidethinking)):
+            spinner.stop()
+        writer.thinking(thinking or "")
+        writer.content(content or "")
+        writer.tool_calls(calls or [])
+        writer.out.flush()
+        final = chunk
+    if spinner is not None:
+        spinner.stop()
+    return final
+
+
 def generate_once(client: Client, model: str, prompt: str, *, keepalive: str | None,
                   fmt: str | None, think: bool | str | None, hidethinking: bool,
-                  verbose: bool) -> None:
-    """One-shot `/api/generate`, streamed to stdout as plain text."""
+                  verbose: bool, wordwrap: bool = False) -> None:
+    """One-shot `/api/generate` streamed to stdout; plain text when stdout is not a terminal."""
     body: dict[str, Any] = {"model": model, "prompt": prompt}
     if keepalive is not None:
         body["keep_alive"] = keepalive
@@ -85,68 +309,22 @@ def generate_once(client: Client, model: str, prompt: str, *, keepalive: str | N
         body["format"] = format_value(fmt)
     if think is not None:
         body["think"] = think
-    final: dict[str, Any] = {}
-    thinking_open = False
-    for chunk in client.stream("/api/generate", body):
-        if chunk.get("thinking") and not hidethinking:
-            if not thinking_open:
-                sys.stdout.write("Thinking...\n")
-                thinking_open = True
-            sys.stdout.write(chunk["thinking"])
-        if chunk.get("response"):
-            if thinking_open:
-                sys.stdout.write("\n...done thinking.\n\n")
-                thinking_open = False
-            sys.stdout.write(chunk["response"])
-        sys.stdout.flush()
-        if chunk.get("done"):
-            final = chunk
+    plain = not sys.stdout.isatty()
+    writer = ResponseWriter(sys.stdout, wordwrap=wordwrap, plain=plain,
+                            hidethinking=hidethinking)
+    spinner = Spinner() if not plain else None
+    chunks = client.stream("/api/generate", body)
+    try:
+        final = stream_response(chunks, writer, spinner, "response")
+    except KeyboardInterrupt:  # Ollama cancels silently (spec RUN-13)
+        return
+    finally:
+        if spinner is not None:
+            spinner.stop()
+        chunks.close()
+        writer.finish()
     if prompt:
         sys.stdout.write("\n\n")
     sys.stdout.flush()
-    if verbose:
+    if verbose and final.get("done"):
         print_stats(final)
-
-
-def chat_loop(client: Client, model: str, *, keepalive: str | None, fmt: str | None,
-              think: bool | str | None, verbose: bool) -> None:
-    """A plain line-by-line chat: each line is a user turn, the reply streams back."""
-    messages: list[dict[str, Any]] = []
-    while True:
-        try:
-            line = input(">>> ")
-        except EOFError:
-            print()
-            return
-        except KeyboardInterrupt:
-            print("\nUse Ctrl + d or /bye to exit.")
-            continue
-        if line.strip() in ("/bye", "/exit"):
-            return
-        if not line.strip():
-            continue
-        messages.append({"role": "user", "content": line})
-        body: dict[str, Any] = {"model": model, "messages": messages}
-        if keepalive is not None:
-            body["keep_alive"] = keepalive
-        if fmt:
-            body["format"] = format_value(fmt)
-        if think is not None:
-            body["think"] = think
-        reply = []
-        final: dict[str, Any] = {}
-        try:
-            for chunk in client.stream("/api/chat", body):
-                text = chunk.get("message", {}).get("content", "")
-                reply.append(text)
-                sys.stdout.write(text)
-                sys.stdout.flush()
-                if chunk.get("done"):
-                    final = chunk
-        except KeyboardInterrupt:
-            print()
-            continue
-        messages.append({"role": "assistant", "content": "".join(reply)})
-        sys.stdout.write("\n\n")
-        if verbose:
-            print_stats(final)
