@@ -11,6 +11,8 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import http.client
+import http.server
 import importlib.util
 import io
 import json
@@ -22,6 +24,7 @@ import sys
 import tarfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ from pollama.registry import (
     InsecureProtocol,
     LocalManifestMissing,
     ManifestNotFound,
+    RegistryError,
     Unauthorized,
     auth,
     ensure_keypair,
@@ -318,6 +322,127 @@ def test_basic_auth_from_environment(model_store: Store, auth_registry: Registry
     fresh = Store(tmp_path / "fresh")
     run(pull_model(fresh, name, insecure=True, progress=lambda e: None))
     same_model(model_store, name, fresh, name)
+
+
+class OllamaLikeFront:
+    """An HTTP front to the registry that behaves like ollama.com: every /v2/ request needs a
+    bearer token, given by /token only to a request signed with a registered ed25519 key
+    (REG-02); blob GETs are redirected (307) to another host name, like a CDN (REG-04)."""
+
+    def __init__(self, registry: Registry, allowed_key: str) -> None:
+        self.registry_port = int(registry.host.split(":")[1])
+        self.allowed_key = allowed_key  # base64 blob of the registered public key
+        self.tokens: dict[str, str] = {}  # token -> the scope it grants
+        self.scopes: list[str] = []
+        self.forwarded_blob_bytes = 0
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                front.handle(self)
+
+            do_HEAD = do_POST = do_PUT = do_PATCH = do_GET
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length) if length else b""
+        if req.path.startswith("/token"):
+            return self._token(req)
+        action = "pull" if req.command in ("GET", "HEAD") else "pull,push"
+        granted = self.tokens.get(req.headers.get("Authorization", "").removeprefix("Bearer "))
+        if granted is None or not granted.endswith(action):
+            repo = req.path.split("/")[2] + "/" + req.path.split("/")[3]
+            return self._reply(req, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {
+                "WWW-Authenticate": f'Bearer realm="http://{self.host}/token",'
+                                    f'service="front",scope="repository:{repo}:{action}"'})
+        if req.command == "GET" and "/blobs/sha256:" in req.path:
+            return self._reply(req, 307, b"", {
+                "Location": f"http://localhost:{self.registry_port}{req.path}"})
+        conn = http.client.HTTPConnection("127.0.0.1", self.registry_port, timeout=60)
+        headers = {k: v for k, v in req.headers.items() if k.lower() != "authorization"}
+        conn.request(req.command, req.path, body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        if "/blobs/" in req.path:
+            self.forwarded_blob_bytes += len(data)
+        skip = ("connection", "transfer-encoding") + (() if req.command == "HEAD" else
+                                                      ("content-length",))
+        self._reply(req, resp.status, data, {k: v for k, v in resp.getheaders()
+                                             if k.lower() not in skip})
+        conn.close()
+
+    def _token(self, req: http.server.BaseHTTPRequestHandler) -> None:
+        signed = req.headers.get("Authorization", "")
+        blob, _, sig = signed.partition(":")
+        url = f"http://{req.headers['Host']}{req.path}"
+        empty = base64.b64encode(hashlib.sha256(b"").hexdigest().encode()).decode()
+        try:
+            key = serialization.load_ssh_public_key(f"ssh-ed25519 {blob}".encode())
+            key.verify(base64.b64decode(sig), f"GET,{url},{empty}".encode())  # type: ignore[union-attr]
+        except Exception:
+            return self._reply(req, 401, b'{"error":"bad signature"}', {})
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(req.path).query))
+        if blob != self.allowed_key or abs(int(query["ts"]) - time.time()) > 60 \
+                or not query.get("nonce"):
+            return self._reply(req, 401, b'{"error":"unknown key"}', {})
+        scope = query["scope"]
+        self.scopes.append(scope)
+        token = f"tok-{len(self.tokens)}"
+        self.tokens[token] = scope
+        self._reply(req, 200, json.dumps({"token": token}).encode(), {})
+
+    @staticmethod
+    def _reply(req: http.server.BaseHTTPRequestHandler, code: int, body: bytes,
+               headers: dict[str, str]) -> None:
+        req.send_response(code)
+        for key, value in headers.items():
+            req.send_header(key, value)
+        if "Content-Length" not in headers:
+            req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        if req.command != "HEAD":
+            req.wfile.write(body)
+
+
+def test_bearer_token_signed_with_the_identity_key(model_store: Store, registry: Registry,
+                                                   tmp_path: Path, home: Path) -> None:
+    public = ensure_keypair(home / ".ollama")
+    assert public is not None
+    front = OllamaLikeFront(registry, allowed_key=public.split(" ")[1])
+    try:
+        name = tag(model_store, front.host)
+        run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+        assert "repository:test/smollm2:pull,push" in front.scopes
+
+        store = Store(tmp_path / "models")
+        run(pull_model(store, name, insecure=True, progress=lambda e: None))
+        same_model(model_store, name, store, name)
+        # The big blob came from the redirect target, not through the authenticated front.
+        digest = model_digest(model_store)
+        assert front.forwarded_blob_bytes < MIB
+        assert registry.blob_bytes_served(digest) >= model_store.blobs.size(digest)
+
+        # A key the registry does not know gets the token service's refusal.
+        other = Store(tmp_path / "other")
+        front.allowed_key = "AAAA-not-this-one"
+        front.tokens.clear()
+        with pytest.raises(RegistryError, match=r"^pull model manifest: 401: "):
+            run(pull_model(other, name, insecure=True, progress=lambda e: None))
+    finally:
+        front.close()
 
 
 def test_killed_pull_resumes_with_only_the_missing_bytes(model_store: Store, registry: Registry,

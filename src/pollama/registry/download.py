@@ -191,8 +191,8 @@ class BlobDownload:
     async def _prepare_fresh(self, client: RegistryClient) -> None:
         resp = await client.request("HEAD", client.url("blobs", self.digest))  # REG-03
         length = resp.headers.get("content-length")
-        if length and length.isdigit():
-            self.total = int(length)
+        if length and length.isdigit() and int(length) > 0:
+            self.total = int(length)  # else the manifest's size
         self.parts = [Part(i, off, size) for i, (off, size) in enumerate(part_sizes(self.total))]
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         for part in self.parts:
