@@ -267,6 +267,26 @@ def test_push_then_pull_gives_identical_bytes(model_store: Store, registry: Regi
     assert len([e for e in again if e.get("digest") == digest]) == 1
 
 
+def test_push_mounts_a_layer_from_its_source_model(model_store: Store, registry: Registry) -> None:
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    # A derived model whose weights layer records where it came from (MOD-06).
+    derived = Manifest.decode(model_store.manifests.path(name).read_bytes())
+    derived.layers[0].from_ = name.display_shortest()
+    system, size, _ = model_store.blobs.write_bytes(b"You are terse.")
+    derived.layers.append(Layer("application/vnd.ollama.image.system", system, size))
+    target = parse(f"{registry.host}/test/terse:latest")
+    model_store.manifests.write(target, derived)
+    run(push_model(model_store, target, insecure=True, progress=lambda e: None))
+    digest = model_digest(model_store)
+    posts = [a for a in registry.access_log() if a.method == "POST"]
+    assert any(f"mount={digest.replace(':', '%3A')}" in a.path and "from=test%2Fsmollm2" in a.path
+               and a.status == 201 for a in posts)
+    # Every other blob (template, params, system, config) was uploaded; the weights were not.
+    patches = [a for a in registry.access_log() if a.method == "PATCH" and "/test/terse/" in a.path]
+    assert len(patches) == len(derived.all_layers()) - 1
+
+
 def test_pull_replacing_a_model_removes_its_unused_layers(model_store: Store,
                                                           registry: Registry,
                                                           tmp_path: Path) -> None:

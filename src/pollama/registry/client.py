@@ -42,6 +42,8 @@ MAX_REDIRECTS = 10
 STALL_TIMEOUT = 30.0  # seconds without a byte before a transfer counts as stalled (REG-06)
 
 TIMEOUT = httpx.Timeout(60.0, connect=30.0, read=STALL_TIMEOUT)
+# After an upload's last byte a registry may take a while to answer (it stores, or hashes).
+UPLOAD_TIMEOUT = httpx.Timeout(60.0, connect=30.0, read=300.0)
 
 Body = bytes | Callable[[], AsyncIterator[bytes]] | None
 Follow = Literal["all", "same-host", "none"]
@@ -98,10 +100,11 @@ class RegistryClient:
         return urlsplit(url).hostname == urlsplit(self.base).hostname
 
     async def send(self, method: str, url: str, *, headers: dict[str, str] | None = None,
-                   body: Body = None, follow: Follow = "all") -> httpx.Response:
+                   body: Body = None, follow: Follow = "all",
+                   timeout: httpx.Timeout = TIMEOUT) -> httpx.Response:
         """Send with one auth retry; returns an open streaming response (close it)."""
         for attempt in range(2):
-            resp = await self._send_following(method, url, headers, body, follow)
+            resp = await self._send_following(method, url, headers, body, follow, timeout)
             if resp.status_code == 401:
                 challenge = auth.parse_challenge(resp.headers.get("www-authenticate"))
                 await resp.aclose()
@@ -120,29 +123,34 @@ class RegistryClient:
 
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, *, headers: dict[str, str] | None = None,
-                     body: Body = None, follow: Follow = "all") -> AsyncIterator[httpx.Response]:
-        resp = await self.send(method, url, headers=headers, body=body, follow=follow)
+                     body: Body = None, follow: Follow = "all",
+                     timeout: httpx.Timeout = TIMEOUT) -> AsyncIterator[httpx.Response]:
+        resp = await self.send(method, url, headers=headers, body=body, follow=follow,
+                               timeout=timeout)
         try:
             yield resp
         finally:
             await resp.aclose()
 
     async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
-                      body: Body = None, follow: Follow = "all") -> httpx.Response:
+                      body: Body = None, follow: Follow = "all",
+                      timeout: httpx.Timeout = TIMEOUT) -> httpx.Response:
         """Send and read the whole (small) response body."""
-        async with self.stream(method, url, headers=headers, body=body, follow=follow) as resp:
+        async with self.stream(method, url, headers=headers, body=body, follow=follow,
+                               timeout=timeout) as resp:
             await resp.aread()
             return resp
 
     async def _send_following(self, method: str, url: str, headers: dict[str, str] | None,
-                              body: Body, follow: Follow) -> httpx.Response:
+                              body: Body, follow: Follow, timeout: httpx.Timeout) -> httpx.Response:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
             sent = dict(headers or {})
             if self.authorization and self.same_host(current):
                 sent["Authorization"] = self.authorization
             content = body() if callable(body) else body
-            request = self.http.build_request(method, current, headers=sent, content=content)
+            request = self.http.build_request(method, current, headers=sent, content=content,
+                                              timeout=timeout)
             resp = await self.http.send(request, stream=True)
             location = resp.headers.get("location")
             if follow == "none" or resp.status_code not in REDIRECT_CODES or not location:

@@ -25,7 +25,12 @@ import httpx
 
 from pollama.errors import InvalidModelName
 from pollama.names import Name, parse
-from pollama.registry.client import MEDIA_MANIFEST, RegistryClient, translate_errors
+from pollama.registry.client import (
+    MEDIA_MANIFEST,
+    UPLOAD_TIMEOUT,
+    RegistryClient,
+    translate_errors,
+)
 from pollama.registry.download import BACKOFF_BASE, MAX_RETRIES, part_sizes
 from pollama.registry.errors import (
     InsecureProtocol,
@@ -149,7 +154,7 @@ class _Upload:
         etag = f"{hashlib.md5(b''.join(md5s)).hexdigest()}-{len(md5s)}"
         final = httpx.URL(location).copy_merge_params({"digest": self.layer.digest,
                                                        "etag": etag})
-        await client.request("PUT", str(final), body=b"", follow="none",
+        await client.request("PUT", str(final), body=b"", follow="none", timeout=UPLOAD_TIMEOUT,
                              headers={"Content-Type": "application/octet-stream",
                                       "Content-Length": "0"})
 
@@ -167,7 +172,7 @@ class _Upload:
                    "Content-Range": f"{offset}-{offset + size - 1}", "X-Redirect-Uploads": "1"}
         try:
             resp = await self.client.request("PATCH", location, headers=headers, body=body,
-                                             follow="none")
+                                             follow="none", timeout=UPLOAD_TIMEOUT)
         except BaseException:
             self.completed -= state["sent"]
             raise
@@ -186,10 +191,10 @@ class _Upload:
         for attempt in range(MAX_RETRIES):
             state: dict[str, Any] = {"sent": 0, "md5": hashlib.md5()}
             try:
-                resp = await self.client.http.put(
-                    url, headers={"Content-Type": "application/octet-stream",
-                                  "Content-Length": str(size)},
-                    content=self._read(offset, size, state))
+                headers = {"Content-Type": "application/octet-stream",
+                           "Content-Length": str(size)}
+                resp = await self.client.http.put(url, timeout=UPLOAD_TIMEOUT, headers=headers,
+                                                  content=self._read(offset, size, state))
                 if resp.status_code >= 400:
                     raise RegistryError(f"http status {resp.status_code}: {resp.text}")
                 return
