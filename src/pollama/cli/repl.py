@@ -329,6 +329,10 @@ class Repl:
         self.prompt_session: PromptSession[str] = PromptSession(
             history=history, key_bindings=self._key_bindings(), input=input, output=output,
             enable_suspend=True, prompt_continuation=ALT_PROMPT, erase_when_done=False)
+        # Whether the key before / the current key had more keys behind it in the same read.
+        self._typeahead = [False, False]
+        processor = self.prompt_session.app.key_processor
+        processor.before_key_press += lambda _: self._note_batch(bool(processor.input_queue))
         self.buffer: list[str] = []  # lines of a message being assembled
         self.multiline: str | None = None  # None, "prompt" or "system"
         self.prefill = ""
@@ -351,12 +355,20 @@ class Repl:
 
     # -- reading ---------------------------------------------------------------------------
 
+    def _note_batch(self, more: bool) -> None:
+        self._typeahead = [self._typeahead[1], more]
+
     def _key_bindings(self) -> KeyBindings:
         kb = KeyBindings()
 
         @kb.add("c-j")
         def _newline(event: KeyPressEvent) -> None:
-            event.current_buffer.insert_text("\n")
+            # Typed ahead while an answer streamed, Enter reached the terminal in cooked mode
+            # and became "\n" (Ctrl+J): then it submits, as Ollama's readline "draining".
+            if self._typeahead[0] or self._typeahead[1]:
+                event.current_buffer.validate_and_handle()
+            else:
+                event.current_buffer.insert_text("\n")
 
         @kb.add("tab")
         def _tab(event: KeyPressEvent) -> None:
