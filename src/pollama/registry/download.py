@@ -140,10 +140,10 @@ class BlobDownload:
         try:
             async with RegistryClient(self.name, insecure=self.insecure) as client:
                 client.authorization = self.authorization
-                self._prepare_from_state()
-                if not self.parts:
-                    await self._prepare_fresh(client)
                 try:
+                    self._prepare_from_state()
+                    if not self.parts:
+                        await self._prepare_fresh(client)
                     await self._download(client)
                 except OSError as err:
                     if err.errno == errno.ENOSPC:
