@@ -117,7 +117,7 @@ class RegistryClient:
             if resp.status_code >= 400:
                 text = (await resp.aread()).decode("utf-8", errors="replace")
                 await resp.aclose()
-                raise RegistryError(f"{resp.status_code}: {text}")
+                raise RegistryError(f"{resp.status_code}: {text}", resp.status_code)
             return resp
         raise Unauthorized()
 
@@ -198,7 +198,7 @@ class RegistryClient:
         if resp.status_code >= 400:
             text = resp.text
             raise RegistryError(f"{resp.status_code}: {text}" if text else
-                                str(resp.status_code))
+                                str(resp.status_code), resp.status_code)
         try:
             data = resp.json()
         except ValueError as err:

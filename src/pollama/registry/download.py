@@ -32,6 +32,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -283,7 +284,7 @@ class BlobDownload:
                         return str(resp.url), True
                     raise RegistryError(f"unexpected status code {resp.status_code}")
             except (httpx.TransportError, RegistryError) as err:
-                if isinstance(err, RegistryError) and not _transient(err):
+                if isinstance(err, RegistryError) and not err.transient:
                     raise
                 if time.monotonic() + delay > deadline:
                     raise
@@ -308,7 +309,7 @@ class BlobDownload:
                          part.n)
                 continue
             except (httpx.TransportError, RegistryError, _ShortRead, _Reauth) as err:
-                if isinstance(err, RegistryError) and not _transient(err):
+                if isinstance(err, RegistryError) and not err.transient:
                     raise
                 tries += 1
                 if isinstance(err, _Reauth):
@@ -337,7 +338,7 @@ class BlobDownload:
                     raise RemoteNotFound()
                 if resp.status_code >= 400:
                     text = resp.read().decode("utf-8", errors="replace")
-                    raise RegistryError(f"{resp.status_code}: {text}")
+                    raise RegistryError(f"{resp.status_code}: {text}", resp.status_code)
                 if resp.status_code != 206 and not (resp.status_code == 200 and start == 0):
                     raise RegistryError(f"unexpected status code {resp.status_code} for a range")
                 pos = start
@@ -418,13 +419,7 @@ def _executor() -> concurrent.futures.ThreadPoolExecutor:
     return _pool
 
 
-def _transient(err: RegistryError) -> bool:
-    """5xx and 429 answers are worth retrying; other registry answers are not."""
-    code = err.message.split(":", 1)[0]
-    return code.isdigit() and (int(code) >= 500 or int(code) == 429)
-
-
-async def _all_or_nothing(coros: list) -> None:  # type: ignore[type-arg]
+async def _all_or_nothing(coros: list[Coroutine[Any, Any, None]]) -> None:
     """Run all; on the first failure cancel the rest and raise that failure."""
     tasks = [asyncio.ensure_future(c) for c in coros]
     try:
@@ -520,7 +515,7 @@ async def _fetch_small(store: Store, client: RegistryClient, digest: str, size: 
                         raise RegistryError(f"blob {digest} is larger than its manifest says")
             break
         except (httpx.TransportError, RegistryError) as err:
-            if isinstance(err, RegistryError) and not _transient(err):
+            if isinstance(err, RegistryError) and not err.transient:
                 raise
             if attempt == MAX_RETRIES - 1:
                 raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err

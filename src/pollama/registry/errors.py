@@ -23,12 +23,23 @@ from pollama.errors import BadRequest, PollamaError
 
 
 class RegistryError(PollamaError):
-    """The registry answered with an error status, or could not be reached."""
+    """The registry answered with an error status (`code`), or could not be reached."""
+
+    code: int | None = None
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying: the registry answered 5xx or 429."""
+        return self.code is not None and (self.code >= 500 or self.code == 429)
 
     def prefixed(self, prefix: str) -> RegistryError:
         """The same kind of error with `prefix: ` in front of its text (Ollama's wrapping)."""
         err = type(self).__new__(type(self))
-        PollamaError.__init__(err, f"{prefix}: {self.message}")
+        RegistryError.__init__(err, f"{prefix}: {self.message}", self.code)
         return err
 
 
@@ -36,7 +47,7 @@ class RemoteNotFound(RegistryError):
     """The registry answered 404 (Go's os.ErrNotExist text)."""
 
     def __init__(self, message: str = "file does not exist") -> None:
-        super().__init__(message)
+        super().__init__(message, 404)
 
 
 class ManifestNotFound(RemoteNotFound):
@@ -50,7 +61,7 @@ class Unauthorized(RegistryError):
     """Credentials were missing or refused (REG-02)."""
 
     def __init__(self, message: str = "unauthorized: access denied") -> None:
-        super().__init__(message)
+        super().__init__(message, 401)
 
 
 class MaxRetriesExceeded(RegistryError):

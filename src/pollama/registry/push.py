@@ -121,7 +121,7 @@ class _Upload:
                 await self._session()
                 return
             except (httpx.TransportError, RegistryError) as err:
-                if isinstance(err, RegistryError) and not _transient(err):
+                if isinstance(err, RegistryError) and not err.transient:
                     raise
                 if attempt == MAX_RETRIES - 1:
                     raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err
@@ -196,7 +196,8 @@ class _Upload:
                 resp = await self.client.http.put(url, timeout=UPLOAD_TIMEOUT, headers=headers,
                                                   content=self._read(offset, size, state))
                 if resp.status_code >= 400:
-                    raise RegistryError(f"http status {resp.status_code}: {resp.text}")
+                    raise RegistryError(f"http status {resp.status_code}: {resp.text}",
+                                        resp.status_code)
                 return
             except (httpx.TransportError, RegistryError) as e:
                 err = e
@@ -239,8 +240,3 @@ def _md5_range(path: Path, offset: int, size: int) -> bytes:
             md5.update(data)
             left -= len(data)
     return md5.digest()
-
-
-def _transient(err: RegistryError) -> bool:
-    code = err.message.split(":", 1)[0]
-    return code.isdigit() and (int(code) >= 500 or int(code) == 429)
