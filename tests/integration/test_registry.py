@@ -46,6 +46,7 @@ from pollama.registry import (
     RegistryError,
     Unauthorized,
     auth,
+    download,
     ensure_keypair,
     export_model,
     import_archive,
@@ -173,9 +174,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 class Proxy:
     """Forwards 127.0.0.1:<port> to the registry; counts (and optionally paces) bytes sent back."""
 
-    def __init__(self, target: str, rate: float | None = None) -> None:
+    def __init__(self, target: str, rate: float | None = None,
+                 cut_after: int | None = None) -> None:
         self.target = target.split(":")
         self.rate = rate
+        self.cut_after = cut_after  # drop the first connection that passes this many bytes
         self.down = 0
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -195,10 +198,15 @@ class Proxy:
                              daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
+        passed = 0
         try:
             while True:
                 data = src.recv(16384 if self.rate else 262144)
                 if not data:
+                    break
+                passed += len(data)
+                if down and self.cut_after is not None and passed > self.cut_after:
+                    self.cut_after = None
                     break
                 if down:
                     with self._lock:
@@ -549,6 +557,24 @@ def test_cancelled_pull_stops_and_keeps_its_progress(model_store: Store, registr
     run(pull_model(store, via, insecure=True, progress=lambda e: None))
     same_model(model_store, name, store, via)
     assert total - completed <= counter.down <= total - completed + 256 * 1024
+
+
+def test_a_dropped_connection_is_retried_from_where_it_stopped(
+        model_store: Store, registry: Registry, proxies: list[Proxy], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(download, "BACKOFF_BASE", 0.05)
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    digest = model_digest(model_store)
+    total = model_store.blobs.path(digest).stat().st_size
+    flaky = Proxy(registry.host, cut_after=30 * MIB)
+    proxies.append(flaky)
+    via = parse(f"{flaky.host}/test/smollm2:135m")
+    store = Store(tmp_path / "models")
+    run(pull_model(store, via, insecure=True, progress=lambda e: None))
+    same_model(model_store, name, store, via)
+    assert flaky.cut_after is None  # the cut happened
+    assert flaky.down < total + 2 * MIB  # the retry asked only for the rest of the part
 
 
 def test_concurrent_pulls_share_one_download(model_store: Store, registry: Registry,
