@@ -9,19 +9,24 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import string
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from pollama import options as opts
 from pollama.api.app import ServerState
 from pollama.api.types import ChatRequest, GenerateRequest
+from pollama.engine.errors import RequestRejected
 from pollama.errors import BadRequest, InvalidModelName, ModelNotFound, NotSupported
 from pollama.modelinfo import ModelInfo, build
 from pollama.names import parse
 from pollama.scheduler import LoadSpec, Runner, Scheduler, estimate_kv_bytes, parse_keep_alive
 from pollama.template.render import fit_messages
+from pollama.thinking import ThinkingParser
+from pollama.tools import ToolCallParser
 
 log = logging.getLogger("pollama.inference")
 
@@ -62,6 +67,237 @@ def format_grammar(fmt: Any) -> str | None:
             raise BadRequest(f"invalid format: {json.dumps(fmt)}; expected \"json\" or a "
                              f"valid JSON Schema object ({err})") from None
     raise BadRequest(f'invalid format: "{fmt}"; expected "json" or a valid JSON Schema object')
+
+
+# -- raw GBNF grammars -----------------------------------------------------------------------
+
+_GBNF_WORD = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_GBNF_ESCAPES = {"x": 2, "u": 4, "U": 8}
+
+
+class _GBNFError(ValueError):
+    pass
+
+
+class _GBNFChecker:
+    """llama.cpp's GBNF syntax (grammar-parser), checked before a request reaches a runner.
+
+    Rules `name ::= alternatives` (names of letters, digits and `-`), literals, `[...]`
+    classes, `.`, groups, `* + ? {m,n}`, `#` comments. Constructs it does not know (token
+    references `<...>`, `!`) stop the check: the runner decides those.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.defined: set[str] = set()
+        self.used: dict[str, int] = {}
+
+    def fail(self, what: str) -> NoReturn:
+        line = self.text.count("\n", 0, self.pos) + 1
+        col = self.pos - (self.text.rfind("\n", 0, self.pos) + 1) + 1
+        raise _GBNFError(f"{what} at line {line} column {col}")
+
+    def peek(self, n: int = 1) -> str:
+        return self.text[self.pos:self.pos + n]
+
+    def space(self, newlines: bool) -> None:
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch in " \t" or (newlines and ch in "\r\n"):
+                self.pos += 1
+            elif ch == "#":
+                while self.pos < len(self.text) and self.text[self.pos] not in "\r\n":
+                    self.pos += 1
+            else:
+                break
+
+    def name(self) -> str:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] in _GBNF_WORD:
+            self.pos += 1
+        if self.pos == start:
+            self.fail("expecting a rule name")
+        return self.text[start:self.pos]
+
+    def check(self) -> None:
+        self.space(True)
+        while self.pos < len(self.text):
+            self.defined.add(self.name())
+            self.space(False)
+            if self.peek(3) != "::=":
+                self.fail("expecting ::=")
+            self.pos += 3
+            self.space(True)
+            self.alternates(nested=False)
+            if self.pos < len(self.text) and self.peek() not in "\r\n":
+                self.fail("expecting newline or end")
+            self.space(True)
+        for name, pos in self.used.items():
+            if name not in self.defined:
+                self.pos = pos
+                self.fail(f'undefined rule "{name}"')
+        if "root" not in self.defined:
+            raise _GBNFError('the grammar has no "root" rule')
+
+    def alternates(self, nested: bool) -> None:
+        self.sequence(nested)
+        while self.peek() == "|":
+            self.pos += 1
+            self.space(True)
+            self.sequence(nested)
+
+    def char(self, end: str) -> None:
+        if self.pos >= len(self.text):
+            self.fail("unexpected end of input")
+        if self.text[self.pos] == "\\":
+            esc = self.peek(2)[1:]
+            if esc in _GBNF_ESCAPES:
+                digits = self.text[self.pos + 2:self.pos + 2 + _GBNF_ESCAPES[esc]]
+                if len(digits) != _GBNF_ESCAPES[esc] or any(
+                        c not in string.hexdigits for c in digits):
+                    self.fail("expecting hex digits")
+                self.pos += 2 + len(digits)
+            elif esc and esc in 'trn\\"[]':
+                self.pos += 2
+            else:
+                self.fail("unknown escape")
+        else:
+            self.pos += 1
+
+    def sequence(self, nested: bool) -> None:
+        last = False
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == '"':
+                self.pos += 1
+                while self.peek() != '"':
+                    self.char('"')
+                self.pos += 1
+            elif ch == "[":
+                self.pos += 1
+                if self.peek() == "^":
+                    self.pos += 1
+                while self.peek() != "]":
+                    self.char("]")
+                    if self.peek() == "-" and self.peek(2) != "-]":
+                        self.pos += 1
+                        self.char("]")
+                self.pos += 1
+            elif ch in _GBNF_WORD:
+                start = self.pos
+                self.used.setdefault(self.name(), start)
+            elif ch == "(":
+                self.pos += 1
+                self.space(True)
+                self.alternates(nested=True)
+                if self.peek() != ")":
+                    self.fail("expecting ')'")
+                self.pos += 1
+            elif ch == ".":
+                self.pos += 1
+            elif ch in "*+?{":
+                if not last:
+                    self.fail(f"expecting an item before '{ch}'")
+                if ch == "{":
+                    end = self.text.find("}", self.pos)
+                    spec = self.text[self.pos + 1:end].replace(" ", "") if end > 0 else ""
+                    if not re.fullmatch(r"\d+(,\d*)?", spec):
+                        self.fail("malformed repetition count")
+                    self.pos = end
+                self.pos += 1
+            elif ch in "<!":
+                raise _GBNFUnknown
+            else:
+                break
+            last = True
+            self.space(nested)
+
+
+class _GBNFUnknown(Exception):
+    pass
+
+
+def check_grammar(text: str) -> None:
+    """Raise BadRequest naming the first GBNF syntax error of a user's `grammar`."""
+    if not text.strip():
+        raise BadRequest("invalid grammar: the grammar is empty")
+    try:
+        _GBNFChecker(text).check()
+    except _GBNFUnknown:
+        return
+    except _GBNFError as err:
+        raise BadRequest(f"invalid grammar: {err}") from None
+
+
+DEFAULT_TEMPLATE = "{{ .Prompt }}"  # Ollama's template for models without one (TPL-03)
+
+
+def split_grammar(options: dict[str, Any] | None, field: str | None
+                  ) -> tuple[dict[str, Any] | None, str | None]:
+    """Take a raw GBNF `grammar` out of `options` (or the request's own `grammar` field).
+
+    Beyond Ollama: `options: {"grammar": "root ::= ..."}` works through every client that
+    passes options through (the official ones do); the top-level field wins when both are set.
+    """
+    grammar = field or None
+    if options and "grammar" in options:
+        options = dict(options)
+        value = options.pop("grammar")
+        if value is not None and not isinstance(value, str):
+            raise BadRequest('option "grammar" must be of type string')
+        grammar = grammar or value or None
+    return options, grammar
+
+
+def request_grammar(fmt: Any, raw_grammar: str | None) -> str | None:
+    """The GBNF a request constrains its answer with: from `format`, or the raw `grammar`."""
+    grammar = format_grammar(fmt)
+    if raw_grammar is None:
+        return grammar
+    if grammar is not None:
+        raise BadRequest("format and grammar cannot be used together")
+    check_grammar(raw_grammar)
+    return raw_grammar
+
+
+class Output:
+    """One answer's raw text → (thinking, content, tool calls), split as it streams."""
+
+    def __init__(self, thinking: ThinkingParser | None, tools: ToolCallParser | None) -> None:
+        self.thinking = thinking
+        self.tools = tools
+        self._thought: list[str] = []
+
+    @property
+    def thought(self) -> str:
+        """All the thinking seen so far."""
+        return "".join(self._thought)
+
+    def feed_thinking(self, text: str) -> tuple[str, str]:
+        """Split `text` into thinking and content, without looking for tool calls."""
+        if self.thinking is None:
+            return "", text
+        thinking, content = self.thinking.add(text)
+        self._thought.append(thinking)
+        return thinking, content
+
+    def feed(self, text: str) -> tuple[str, str, list[dict[str, Any]]]:
+        thinking, content = self.feed_thinking(text)
+        calls: list[dict[str, Any]] = []
+        if self.tools is not None and content:
+            calls, content = self.tools.add(content)
+        return thinking, content, calls
+
+    def flush(self) -> tuple[str, str, list[dict[str, Any]]]:
+        """The answer ended: what the parsers still hold."""
+        thinking, content = self.thinking.flush() if self.thinking else ("", "")
+        calls: list[dict[str, Any]] = []
+        if self.tools is not None:
+            if content:
+                calls, content = self.tools.add(content)
+            content += self.tools.flush()
+        return thinking, content, calls
 
 
 def _metrics(done: dict[str, Any], started: float, load_ns: int) -> dict[str, Any]:
@@ -177,8 +413,11 @@ class Inference:
         if not 0 <= req.top_logprobs <= 20:
             raise BadRequest("top_logprobs must be between 0 and 20")
         keep_alive = parse_keep_alive(req.keep_alive)
-        options = self.merged_options(info, req.options)
-        if not req.prompt and not req.images and not req.suffix:
+        request_options, raw_grammar = split_grammar(req.options, req.grammar)
+        options = self.merged_options(info, request_options)
+        if req.suffix and keep_alive != 0:
+            self.check_capabilities(info, ["insert"])
+        if not req.prompt and not req.images:
             if "completion" not in info.capabilities and keep_alive != 0:
                 raise BadRequest(f'"{req.model}" does not support generate')
             reason = await self._load_or_unload(info, options, keep_alive, req.model)
@@ -187,10 +426,8 @@ class Inference:
             return
         if "completion" not in info.capabilities:
             raise BadRequest(f'"{req.model}" does not support generate')
-        if req.suffix:
-            self.check_capabilities(info, ["insert"])
         think = self._resolve_think(info, think, req.model)
-        grammar = format_grammar(req.format)
+        grammar = request_grammar(req.format, raw_grammar)
 
         async with self._acquire(info, options, keep_alive) as runner:
             load_ns = time.perf_counter_ns() - started
@@ -198,54 +435,62 @@ class Inference:
             if req.raw:
                 prompt = req.prompt
             else:
-                messages: list[dict[str, Any]] = []
-                system = req.system or info.model.system
-                if system:
-                    messages.append({"role": "system", "content": system})
-                if not req.context:
-                    messages.extend(info.model.messages)
-                user: dict[str, Any] = {"role": "user", "content": req.prompt}
-                if req.images:
-                    user["images"] = req.images
-                messages.append(user)
-                if req.template:
-                    from pollama.template.gotemplate_chat import render_go_generate
-
-                    prompt = render_go_generate(req.template, messages, suffix=req.suffix,
-                                                think=think)
-                elif req.suffix:
-                    from pollama.template.gotemplate_chat import render_go_generate
-
-                    prompt = render_go_generate(info.template.go_template or "", messages,
-                                                suffix=req.suffix, think=think)
-                else:
-                    prompt, _dropped = await self._fit(info, runner, messages, options,
-                                                       req.truncate, None, think)
-                if req.context:
-                    prompt = await handle.detokenize(req.context) + prompt
+                prompt = await self._generate_prompt(info, runner, req, options, think)
             if req.debug_render_only:
                 yield {"model": req.model, "created_at": now_rfc3339(),
                        "_debug_info": {"rendered_template": prompt,
                                        "image_count": len(req.images or [])}}
                 return
+            out = Output(self._thinking_parser(info, think, prompt), None)
             prompt = self._strip_bos(info, handle, prompt)
             completion = self._completion_request(prompt, options, grammar, req.shift,
                                                   req.logprobs, req.top_logprobs)
-            async for chunk in handle.completion(completion):
-                if chunk.get("done"):
-                    final: dict[str, Any] = {"model": req.model, "created_at": now_rfc3339(),
-                                             "response": "", "done": True,
-                                             "done_reason": chunk.get("done_reason", "stop")}
+            async for chunk in self._completion(handle, completion, raw_grammar):
+                done = bool(chunk.get("done"))
+                thinking, content, _calls = out.flush() if done else out.feed(chunk["text"])
+                if not done and not (thinking or content or chunk.get("logprobs")):
+                    continue
+                res: dict[str, Any] = {"model": req.model, "created_at": now_rfc3339(),
+                                       "response": content}
+                if thinking:
+                    res["thinking"] = thinking
+                res["done"] = done
+                if done:
+                    res["done_reason"] = chunk.get("done_reason", "stop")
                     if not req.raw:
-                        final["context"] = chunk.get("tokens", [])
-                    final.update(_metrics(chunk, started, load_ns))
-                    yield final
+                        res["context"] = chunk.get("tokens", [])
+                    res.update(_metrics(chunk, started, load_ns))
+                elif chunk.get("logprobs"):
+                    res["logprobs"] = chunk["logprobs"]
+                yield res
+                if done:
                     return
-                out: dict[str, Any] = {"model": req.model, "created_at": now_rfc3339(),
-                                       "response": chunk.get("text", ""), "done": False}
-                if chunk.get("logprobs"):
-                    out["logprobs"] = chunk["logprobs"]
-                yield out
+
+    async def _generate_prompt(self, info: ModelInfo, runner: Runner, req: GenerateRequest,
+                               options: dict[str, Any], think: bool | str | None) -> str:
+        """The templated prompt of a generate request (spec GEN-03…GEN-06)."""
+        from pollama.template.gotemplate_chat import render_go_generate
+
+        messages: list[dict[str, Any]] = []
+        system = req.system or info.model.system
+        if system:
+            messages.append({"role": "system", "content": system})
+        if not req.context:
+            messages.extend(info.model.messages)
+        user: dict[str, Any] = {"role": "user", "content": req.prompt}
+        if req.images:
+            user["images"] = req.images
+        messages.append(user)
+        if req.template or req.suffix:
+            # direct execution: the request's template, or the model's for fill-in-middle
+            source = req.template or info.template.go_template or DEFAULT_TEMPLATE
+            prompt = render_go_generate(source, messages, suffix=req.suffix, think=think)
+        else:
+            prompt, _dropped = await self._fit(info, runner, messages, options, req.truncate,
+                                               None, think)
+        if req.context:
+            prompt = await runner.handle.detokenize(req.context) + prompt
+        return prompt
 
     # -- chat ------------------------------------------------------------------------------
 
@@ -256,7 +501,8 @@ class Inference:
         if not 0 <= req.top_logprobs <= 20:
             raise BadRequest("top_logprobs must be between 0 and 20")
         keep_alive = parse_keep_alive(req.keep_alive)
-        options = self.merged_options(info, req.options)
+        request_options, raw_grammar = split_grammar(req.options, req.grammar)
+        options = self.merged_options(info, request_options)
         request_messages = [m.to_dict() for m in (req.messages or [])]
         if not request_messages:
             reason = await self._load_or_unload(info, options, keep_alive, req.model)
@@ -269,7 +515,7 @@ class Inference:
         if req.tools:
             self.check_capabilities(info, ["tools"])
         think = self._resolve_think(info, think, req.model)
-        grammar = format_grammar(req.format)
+        grammar = request_grammar(req.format, raw_grammar)
         messages = list(info.model.messages) + request_messages
         if info.model.system and request_messages[0].get("role") != "system":
             messages.insert(0, {"role": "system", "content": info.model.system})
@@ -284,25 +530,64 @@ class Inference:
                        "_debug_info": {"rendered_template": prompt, "image_count": sum(
                            len(m.get("images") or []) for m in messages)}}
                 return
-            prompt = self._strip_bos(info, handle, prompt)
-            completion = self._completion_request(prompt, options, grammar, req.shift,
-                                                  req.logprobs, req.top_logprobs)
-            async for chunk in handle.completion(completion):
-                if chunk.get("done"):
-                    final: dict[str, Any] = {
-                        "model": req.model, "created_at": now_rfc3339(),
-                        "message": {"role": "assistant", "content": ""}, "done": True,
-                        "done_reason": chunk.get("done_reason", "stop")}
-                    final.update(_metrics(chunk, started, load_ns))
-                    yield final
+            thinking_parser = self._thinking_parser(info, think, prompt)
+            tool_parser = (ToolCallParser(info.template.tool_tag(), req.tools)
+                           if req.tools else None)
+            out = Output(thinking_parser, tool_parser)
+            # GF-11: with thinking, `format` only applies once the thinking is over: run
+            # unconstrained until content starts, then render the thinking back and go again.
+            # A raw `grammar` constrains the whole output, thinking tags included.
+            deferred = grammar is not None and raw_grammar is None and \
+                thinking_parser is not None
+            while True:
+                completion = self._completion_request(
+                    self._strip_bos(info, handle, prompt), options,
+                    None if deferred else grammar, req.shift, req.logprobs, req.top_logprobs)
+                restart = False
+                stream = self._completion(handle, completion, raw_grammar)
+                try:
+                    async for chunk in stream:
+                        done = bool(chunk.get("done"))
+                        if done:
+                            thinking, content, calls = out.flush()
+                        elif deferred:
+                            thinking, content = out.feed_thinking(chunk["text"])
+                            if content:
+                                # drop the unconstrained content; constrained decoding redoes it
+                                restart, content, calls = True, "", []
+                            else:
+                                calls = []
+                        else:
+                            thinking, content, calls = out.feed(chunk["text"])
+                        if not (done or restart or thinking or content or calls or
+                                chunk.get("logprobs")):
+                            continue
+                        message: dict[str, Any] = {"role": "assistant", "content": content}
+                        if thinking:
+                            message["thinking"] = thinking
+                        if calls:
+                            message["tool_calls"] = calls
+                        res: dict[str, Any] = {"model": req.model,
+                                               "created_at": now_rfc3339(),
+                                               "message": message, "done": done}
+                        if done:
+                            res["done_reason"] = chunk.get("done_reason", "stop")
+                            res.update(_metrics(chunk, started, load_ns))
+                        elif chunk.get("logprobs"):
+                            res["logprobs"] = chunk["logprobs"]
+                        yield res
+                        if done or restart:
+                            break
+                finally:
+                    await stream.aclose()  # cancels the runner's request when left early
+                if not restart:
                     return
-                out: dict[str, Any] = {"model": req.model, "created_at": now_rfc3339(),
-                                       "message": {"role": "assistant",
-                                                   "content": chunk.get("text", "")},
-                                       "done": False}
-                if chunk.get("logprobs"):
-                    out["logprobs"] = chunk["logprobs"]
-                yield out
+                deferred = False
+                if out.thought:
+                    messages = [*messages, {"role": "assistant", "content": "",
+                                            "thinking": out.thought}]
+                    prompt, _dropped = await self._fit(info, runner, messages, options,
+                                                       req.truncate, req.tools, think)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -313,6 +598,34 @@ class Inference:
         if think is not None and think is not False:
             raise BadRequest(f'"{model}" does not support thinking')
         return think
+
+    @staticmethod
+    def _thinking_parser(info: ModelInfo, think: bool | str | None,
+                         prompt: str) -> ThinkingParser | None:
+        """A parser splitting out the thinking when it is on and the template has tags."""
+        if not think or "thinking" not in info.capabilities:
+            return None
+        tags = info.template.thinking_tags()
+        if tags is None:
+            return None
+        parser = ThinkingParser(*tags)
+        parser.prefill(prompt)
+        return parser
+
+    @staticmethod
+    async def _completion(handle: Any, completion: dict[str, Any],
+                          raw_grammar: str | None) -> AsyncIterator[dict[str, Any]]:
+        """The runner's chunks; a grammar the runner refuses is the user's 400."""
+        stream = handle.completion(completion)
+        try:
+            async for chunk in stream:
+                yield chunk
+        except RequestRejected as err:
+            if raw_grammar and "grammar" in str(err):
+                raise BadRequest(f"invalid grammar: {err}") from None
+            raise
+        finally:
+            await stream.aclose()
 
     async def _fit(self, info: ModelInfo, runner: Runner, messages: list[dict[str, Any]],
                    options: dict[str, Any], truncate: bool | None, tools: Any,

@@ -12,6 +12,7 @@ from pollama import gguf
 from pollama.config import Config
 from pollama.store import Store
 from pollama.store.model import Model, load_model
+from pollama.template.gotemplate import TemplateError
 from pollama.template.render import PromptTemplate
 
 
@@ -43,25 +44,46 @@ def _token_text(info: gguf.GGUFInfo, key: str) -> str:
 
 def go_template_capabilities(source: str) -> list[str]:
     """Capabilities a Go TEMPLATE adds (spec TPL-11): tools, insert, thinking."""
-    from pollama.template.gotemplate import Template, TemplateError
+    from pollama.template.gotemplate_chat import TemplateRenderError, parse, thinking_tags
 
     try:
-        template = Template.parse(source)
-    except TemplateError:
+        template = parse(source)
+        names = template.vars()
+    except (TemplateRenderError, TemplateError):
         return []
     caps = []
-    if template.references("Tools"):
+    if "tools" in names:
         caps.append("tools")
-    if template.references("Suffix"):
+    if "suffix" in names:
         caps.append("insert")
-    try:
-        from pollama.template.gotemplate_chat import thinking_tags
-
-        if thinking_tags(template) is not None:
-            caps.append("thinking")
-    except ImportError:
-        pass
+    if thinking_tags(template) is not None:
+        caps.append("thinking")
     return caps
+
+
+def _go_tool_round_trip(source: str) -> bool:
+    """A Go template that renders tool calls and tool results back (Ollama's heuristic)."""
+    from pollama.template.gotemplate_chat import TemplateRenderError, parse
+
+    try:
+        names = parse(source).vars()
+    except (TemplateRenderError, TemplateError):
+        return False
+    return "tools" in names and "toolcalls" in names and (
+        'eq .Role "tool"' in source or "tool_response" in source or "TOOL_RESULTS" in source)
+
+
+def prefer_chat_template(chat_template: str, go_template: str) -> bool:
+    """TPL-12: with OLLAMA_GO_TEMPLATE unset, the GGUF template wins when it can do more."""
+    chat_caps = gguf.chat_template_capabilities(chat_template)
+    go_caps = go_template_capabilities(go_template)
+    chat_trip = gguf.chat_template_has_tool_round_trip(chat_template)
+    go_trip = _go_tool_round_trip(go_template)
+    if len(chat_caps) > len(go_caps):
+        return not go_trip or chat_trip
+    if sorted(chat_caps) != sorted(go_caps) or "tools" not in chat_caps:
+        return False
+    return chat_trip and not go_trip
 
 
 _derived: dict[str, tuple[gguf.GGUFInfo | None, PromptTemplate, list[str]]] = {}
@@ -90,8 +112,10 @@ def _derive(model: Model, config: Config) -> tuple[gguf.GGUFInfo | None, PromptT
             info = None
     chat_template = info.chat_template if info is not None else None
     go_template = model.template
-    if go_template is not None and config.go_template is False and chat_template:
-        go_template = None  # OLLAMA_GO_TEMPLATE=0 prefers the GGUF's own template
+    if go_template is not None and chat_template and (
+            config.go_template is False or
+            (config.go_template is None and prefer_chat_template(chat_template, go_template))):
+        go_template = None  # the GGUF's own template runs instead (TPL-12)
     template = PromptTemplate(
         go_template=go_template,
         chat_template=chat_template,

@@ -21,35 +21,49 @@ def inference(request: Request) -> Inference:
 
 
 def _concat_generate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    """`stream: false`: one object with the whole response and the final chunk's fields."""
-    final = dict(chunks[-1]) if chunks else {}
-    final["response"] = "".join(c.get("response", "") for c in chunks)
-    thinking = "".join(c.get("thinking", "") for c in chunks)
-    if thinking:
-        final["thinking"] = thinking
+    """`stream: false`: the final chunk with the whole response, thinking and logprobs."""
+    if not chunks:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in chunks[-1].items():
+        if key == "response":
+            out["response"] = "".join(c.get("response", "") for c in chunks)
+            thinking = "".join(c.get("thinking", "") for c in chunks)
+            if thinking:
+                out["thinking"] = thinking
+        elif key not in ("thinking", "logprobs"):
+            out[key] = value
     logprobs = [lp for c in chunks for lp in c.get("logprobs", [])]
     if logprobs:
-        final["logprobs"] = logprobs
-    return final
+        out["logprobs"] = logprobs
+    return out
 
 
 def _concat_chat(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    final = dict(chunks[-1]) if chunks else {}
-    message: dict[str, Any] = {"role": "assistant",
-                               "content": "".join(c.get("message", {}).get("content", "")
-                                                  for c in chunks)}
-    thinking = "".join(c.get("message", {}).get("thinking", "") for c in chunks)
-    if thinking:
-        message["thinking"] = thinking
-    calls = [tc for c in chunks for tc in c.get("message", {}).get("tool_calls", [])]
-    if calls:
-        message["tool_calls"] = calls
-    if "message" in final or chunks:
-        final["message"] = message
+    """`stream: false`: one message with all content, thinking and tool calls (CHAT-07)."""
+    if not chunks:
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in chunks[-1].items():
+        if key == "message":
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": "".join(c.get("message", {}).get("content", "") for c in chunks)}
+            thinking = "".join(c.get("message", {}).get("thinking", "") for c in chunks)
+            if thinking:
+                message["thinking"] = thinking
+            calls = [tc for c in chunks for tc in c.get("message", {}).get("tool_calls", [])]
+            if calls:
+                message["tool_calls"] = calls
+            out["message"] = message
+        elif key != "logprobs":
+            out[key] = value
     logprobs = [lp for c in chunks for lp in c.get("logprobs", [])]
-    if logprobs:
-        final["logprobs"] = logprobs
-    return final
+    if logprobs:  # Go's ChatResponse puts logprobs before the embedded metrics
+        metrics = {k: out.pop(k) for k in list(out) if k.endswith(("_duration", "_count"))}
+        out["logprobs"] = logprobs
+        out.update(metrics)
+    return out
 
 
 @router.post("/api/generate", openapi_extra=body_schema(GenerateRequest))

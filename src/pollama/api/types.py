@@ -101,6 +101,8 @@ class GenerateRequest(_Request):
     stream: bool | None = Field(None, description="stream the answer (default true)")
     raw: bool = Field(False, description="send the prompt without any template")
     format: Any = Field(None, description='"json" or a JSON schema the answer must follow')
+    grammar: str | None = Field(None, description="beyond Ollama: a GBNF grammar the answer "
+                                "must follow (also accepted as options.grammar)")
     images: list[str] | None = Field(None, description="base64-encoded images")
     options: dict[str, Any] | None = Field(None, description="runtime options")
     keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
@@ -119,6 +121,8 @@ class ChatRequest(_Request):
     tools: list[dict[str, Any]] | None = Field(None, description="tools the model may call")
     stream: bool | None = Field(None, description="stream the answer (default true)")
     format: Any = Field(None, description='"json" or a JSON schema the answer must follow')
+    grammar: str | None = Field(None, description="beyond Ollama: a GBNF grammar the answer "
+                                "must follow (also accepted as options.grammar)")
     options: dict[str, Any] | None = Field(None, description="runtime options")
     keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
     think: Any = Field(None, description="true/false or high/medium/low: thinking models")

@@ -12,9 +12,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pollama import gguf
 from pollama.template import jinja
 
 IMAGE_TOKENS = 768  # Ollama's per-image estimate when counting a window (PRM-01)
+DEFAULT_TEMPLATE = "{{ .Prompt }}"  # what Ollama runs for a model without a template (TPL-03)
 
 
 @dataclass
@@ -51,15 +53,39 @@ class PromptTemplate:
             return jinja.render(self.chat_template or "", [_jinja_message(m) for m in messages],
                                 tools=tools, bos_token=self.bos_token, eos_token=self.eos_token,
                                 **extra)
-        # `{{ .Prompt }}` with Ollama's appended `{{ .Response }}`: turns concatenated.
-        return "".join(str(m.get("content") or "") for m in messages
-                       if m.get("role") in ("user", "assistant"))
+        from pollama.template.gotemplate_chat import render_go_chat
+
+        return render_go_chat(DEFAULT_TEMPLATE, messages, tools=tools, think=think)
+
+    def thinking_tags(self) -> tuple[str, str] | None:
+        """The tags around the thinking in this template's output (TPL-14, TPL-13)."""
+        if self.kind == "go":
+            from pollama.template.gotemplate_chat import thinking_tags
+
+            return thinking_tags(self.go_template or "")
+        if self.kind == "jinja" and "thinking" in gguf.chat_template_capabilities(
+                self.chat_template):
+            return "<think>", "</think>"
+        return None
+
+    def tool_tag(self) -> str:
+        """The text the model writes before tool calls (GF-20); `{` for bare JSON."""
+        if self.kind == "go":
+            from pollama.template.gotemplate_chat import tool_call_tag
+
+            return tool_call_tag(self.go_template or "")
+        from pollama.tools import jinja_tool_tag
+
+        return jinja_tool_tag(self.chat_template)
 
 
 def _jinja_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as Hugging Face chat templates read it (`name`, `reasoning_content`)."""
     out = dict(message)
     if "tool_name" in out and "name" not in out:
         out["name"] = out["tool_name"]
+    if "thinking" in out and "reasoning_content" not in out:
+        out["reasoning_content"] = out["thinking"]
     return out
 
 
