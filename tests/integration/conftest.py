@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import Server, create_from_gguf
+from tests.integration.registry_fixture import auth_registry, registry  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="module")

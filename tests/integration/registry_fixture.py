@@ -8,10 +8,12 @@ registry asks for HTTP basic credentials (a bcrypt file made by `htpasswd -Bbn`,
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -142,3 +144,60 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
     reg = start_registry(tmp_path / "auth-registry", htpasswd=("tester", "s3cret-pass"))
     yield reg
     reg.stop()
+
+
+# -- a throttling, counting TCP proxy -------------------------------------------------------------
+
+
+class Proxy:
+    """Forwards 127.0.0.1:<port> to the registry; counts (and optionally paces) bytes sent back."""
+
+    def __init__(self, target: str, rate: float | None = None,
+                 cut_after: int | None = None) -> None:
+        self.target = target.split(":")
+        self.rate = rate
+        self.cut_after = cut_after  # drop the first connection that passes this many bytes
+        self.down = 0
+        self._lock = threading.Lock()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.host = f"127.0.0.1:{self._sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection((self.target[0], int(self.target[1])))
+            threading.Thread(target=self._pump, args=(client, upstream, False),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, True),
+                             daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
+        passed = 0
+        try:
+            while True:
+                data = src.recv(16384 if self.rate else 262144)
+                if not data:
+                    break
+                passed += len(data)
+                if down and self.cut_after is not None and passed > self.cut_after:
+                    self.cut_after = None
+                    break
+                if down:
+                    with self._lock:
+                        self.down += len(data)
+                    if self.rate:
+                        time.sleep(len(data) / self.rate)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._sock.close()

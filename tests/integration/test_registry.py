@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import http.client
 import http.server
@@ -18,7 +17,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -62,18 +60,7 @@ from pollama.store.manifest import (
     MEDIA_TEMPLATE,
     Layer,
 )
-
-try:
-    from .registry_fixture import Registry, auth_registry, registry, start_registry
-except ImportError:
-    from registry_fixture import (  # type: ignore[no-redef]
-        Registry,
-        auth_registry,
-        registry,
-        start_registry,
-    )
-
-__all__ = ["auth_registry", "registry"]  # fixtures used by name
+from tests.integration.registry_fixture import Proxy, Registry, start_registry
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -166,63 +153,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("OLLAMA_REGISTRY_PASSWORD", raising=False)
     monkeypatch.delenv("OLLAMA_NOPRUNE", raising=False)
     return home
-
-
-# -- a throttling, counting TCP proxy -------------------------------------------------------------
-
-
-class Proxy:
-    """Forwards 127.0.0.1:<port> to the registry; counts (and optionally paces) bytes sent back."""
-
-    def __init__(self, target: str, rate: float | None = None,
-                 cut_after: int | None = None) -> None:
-        self.target = target.split(":")
-        self.rate = rate
-        self.cut_after = cut_after  # drop the first connection that passes this many bytes
-        self.down = 0
-        self._lock = threading.Lock()
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.host = f"127.0.0.1:{self._sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._sock.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection((self.target[0], int(self.target[1])))
-            threading.Thread(target=self._pump, args=(client, upstream, False),
-                             daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True),
-                             daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
-        passed = 0
-        try:
-            while True:
-                data = src.recv(16384 if self.rate else 262144)
-                if not data:
-                    break
-                passed += len(data)
-                if down and self.cut_after is not None and passed > self.cut_after:
-                    self.cut_after = None
-                    break
-                if down:
-                    with self._lock:
-                        self.down += len(data)
-                    if self.rate:
-                        time.sleep(len(data) / self.rate)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                with contextlib.suppress(OSError):
-                    s.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 @pytest.fixture
