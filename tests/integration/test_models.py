@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 
 import httpx
@@ -425,3 +426,30 @@ def test_openapi_and_heartbeat(server):
     # The DNS-rebinding guard: a loopback server refuses foreign Host headers.
     assert httpx.get(server.url, headers={"Host": "evil.example.com"}).status_code == 403
     assert httpx.get(server.url, headers={"Host": "localhost:11434"}).status_code == 200
+
+
+@pytest.mark.parametrize("noprune", [False, True])
+def test_startup_prunes_unreferenced_blobs(tmp_path, noprune):
+    import os
+
+    from tests.helpers import Server
+
+    srv = Server(root=tmp_path / "srv", extra_env={"OLLAMA_NOPRUNE": "1"} if noprune else {})
+    blobs = srv.models / "blobs"
+    blobs.mkdir(parents=True)
+    orphan = blobs / ("sha256-" + hashlib.sha256(b"orphan").hexdigest())
+    orphan.write_bytes(b"orphan")
+    stale_temp = blobs / "sha256-tmp-1234"
+    stale_temp.write_bytes(b"half")
+    fresh_orphan = blobs / ("sha256-" + hashlib.sha256(b"new").hexdigest())
+    fresh_orphan.write_bytes(b"new")
+    old = time.time() - 2 * 3600
+    for path in (orphan, stale_temp):
+        os.utime(path, (old, old))
+    srv.start()
+    try:
+        assert orphan.exists() == noprune
+        assert stale_temp.exists() == noprune
+        assert fresh_orphan.exists()  # younger than an hour: maybe an upload in progress
+    finally:
+        srv.stop()
