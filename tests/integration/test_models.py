@@ -453,3 +453,38 @@ def test_startup_prunes_unreferenced_blobs(tmp_path, noprune):
         assert fresh_orphan.exists()  # younger than an hour: maybe an upload in progress
     finally:
         srv.stop()
+
+
+def test_full_disk_during_upload_and_create(tmp_path, smollm2_path):
+    import os
+    import subprocess
+
+    from tests.helpers import Server
+
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    srv = Server(root=tmp_path / "srv")
+    srv.models = mount / "models"
+    srv.env["OLLAMA_MODELS"] = str(srv.models)
+    try:
+        srv.start()
+        digest = "sha256:" + hashlib.sha256(smollm2_path.read_bytes()).hexdigest()
+        with open(smollm2_path, "rb") as f:
+            r = httpx.post(f"{srv.url}/api/blobs/{digest}", content=f, timeout=60)
+        assert r.status_code == 500
+        assert "no space left on device" in r.json()["error"]
+        assert [p.name for p in (srv.models / "blobs").iterdir()] == []
+        free = os.statvfs(mount)
+        assert free.f_bfree * free.f_frsize > 35 << 20  # nothing half-written keeps the space
+        # The CLI says the same, and the server is still up for the next request.
+        (tmp_path / "Modelfile").write_text(f"FROM {smollm2_path}\n")
+        out = srv.cli("create", "big", "-f", str(tmp_path / "Modelfile"))
+        assert out.returncode == 1 and "no space left on device" in out.stderr
+        assert httpx.get(f"{srv.url}/api/tags").json() == {"models": []}
+    finally:
+        srv.stop()
+        subprocess.run(["umount", str(mount)], capture_output=True)
