@@ -52,6 +52,10 @@ def validate_think(value: Any) -> bool | str | None:
     raise BadRequest(f"think must be a boolean or string, got {type(value).__name__}")
 
 
+_CHAR_RULE = re.compile(r"^char ::= .*$", re.MULTILINE)
+_STRICT_CHAR = (r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})')
+
+
 def format_grammar(fmt: Any) -> str | None:
     """`format` → GBNF: "json" any object, a JSON schema its own grammar (spec GF-10)."""
     if fmt is None or fmt == "" or fmt == "null":
@@ -62,10 +66,13 @@ def format_grammar(fmt: Any) -> str | None:
         return JSON_GBNF
     if isinstance(fmt, dict):
         try:
-            return json_schema_to_gbnf(json.dumps(fmt))
+            grammar = json_schema_to_gbnf(json.dumps(fmt))
         except Exception as err:
             raise BadRequest(f"invalid format: {json.dumps(fmt)}; expected \"json\" or a "
                              f"valid JSON Schema object ({err})") from None
+        # llama-cpp-python lets raw control characters into strings, which JSON forbids;
+        # use llama.cpp's own rule (as llama-server's converter does)
+        return _CHAR_RULE.sub(lambda _m: _STRICT_CHAR, grammar)
     raise BadRequest(f'invalid format: "{fmt}"; expected "json" or a valid JSON Schema object')
 
 
