@@ -56,20 +56,21 @@ class Outbox:
             self._items.append(message)
             self._cond.notify()
 
-    def text(self, rid: Any, text: str, logprobs: list[dict[str, Any]] | None) -> None:
-        """Queue generated text (and its logprobs), merged into a chunk not yet written."""
+    def texts(self, chunks: list[tuple[Any, str, list[dict[str, Any]] | None]]) -> None:
+        """Queue one step's generated text per request, merged into chunks not yet written."""
         with self._cond:
-            chunk = self._open.get(rid)
-            if chunk is not None:
-                chunk["text"] += text
-                if logprobs:
-                    chunk["logprobs"].extend(logprobs)
-                return
-            chunk = {"id": rid, "text": text}
-            if logprobs is not None:
-                chunk["logprobs"] = logprobs
-            self._open[rid] = chunk
-            self._items.append(chunk)
+            for rid, text, logprobs in chunks:
+                chunk = self._open.get(rid)
+                if chunk is None:
+                    chunk = {"id": rid, "text": text}
+                    if logprobs is not None:
+                        chunk["logprobs"] = logprobs
+                    self._open[rid] = chunk
+                    self._items.append(chunk)
+                else:
+                    chunk["text"] += text
+                    if logprobs:
+                        chunk["logprobs"].extend(logprobs)
             self._cond.notify()
 
     def close(self, timeout: float = 5.0) -> None:
@@ -182,7 +183,9 @@ class Runner:
         self.running = True
         self._clock = 0
         self._prompt_cap = self.n_batch
+        self._emit: list[tuple[Any, str, list[dict[str, Any]] | None]] = []  # this step's text
         self._n_swa = C.llama_model_n_swa(model.model.model)
+        C.llama_memory_clear(model.memory, True)  # the slot table starts empty, so must the cache
 
     # -- messages --------------------------------------------------------------------------
 
@@ -404,6 +407,9 @@ class Runner:
         for slot, _ in prompting:
             if not slot.pending and (reason := self._sample(slot)):
                 finished.append((slot, reason))
+        if self._emit:
+            self.outbox.texts(self._emit)
+            self._emit = []
         dt = _now() - t0
         for slot in decoding:
             slot.request.eval_ns += dt
@@ -424,9 +430,9 @@ class Runner:
         req.generated.append(tok)
         text = req.stream.push(m.piece(tok))
         if req.logprobs:
-            self.outbox.text(req.id, text, [m.logprobs(slot.i_batch, tok, req.top_logprobs)])
+            self._emit.append((req.id, text, [m.logprobs(slot.i_batch, tok, req.top_logprobs)]))
         elif text:
-            self.outbox.text(req.id, text, None)
+            self._emit.append((req.id, text, None))
         if req.stream.stopped:
             return "stop"
         if len(req.generated) >= req.num_predict:
@@ -480,7 +486,7 @@ class Runner:
         req = slot.request
         tail = req.stream.flush()
         if tail:
-            self.outbox.text(req.id, tail, [] if req.logprobs else None)
+            self.outbox.texts([(req.id, tail, [] if req.logprobs else None)])
         self._release(slot)
         self._done(req, reason)
 
