@@ -44,6 +44,7 @@ from pollama.cli.run import (
     Spinner,
     format_value,
     infer_think,
+    interruptible,
     print_stats,
     stream_response,
 )
@@ -765,7 +766,8 @@ class Repl:
                 yield chunk
 
         try:
-            final = stream_response(collect(), writer, spinner, "message")
+            with interruptible():
+                final = stream_response(collect(), writer, spinner, "message")
         except KeyboardInterrupt:
             spinner.stop()
             writer.finish()

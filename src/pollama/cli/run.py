@@ -7,11 +7,15 @@ with the partial word moved to the next line, thinking in grey between `Thinking
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
+import signal
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 from wcwidth import wcswidth, wcwidth
@@ -99,6 +103,23 @@ def format_value(fmt: str | None) -> Any:
         return fmt
 
 
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl+C raises KeyboardInterrupt inside, even where SIGINT was inherited as ignored.
+
+    A process started in the background by a shell without job control ignores SIGINT, and
+    Python then installs no handler; Ollama's signal.Notify turns it back on the same way.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class Spinner:
     """Ollama's empty-message spinner on stderr while waiting; cleared when it stops.
 
@@ -168,7 +189,11 @@ class ResponseWriter:
     # -- word wrap -------------------------------------------------------------------------
 
     def _width(self) -> int:
-        return shutil.get_terminal_size((80, 24)).columns or 80
+        """The terminal's width, 80 when unknown (Ollama asks the tty, not $COLUMNS)."""
+        try:
+            return os.get_terminal_size(self.out.fileno()).columns or 80
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            return shutil.get_terminal_size((80, 24)).columns or 80
 
     def display(self, text: str) -> None:
         """Write text, wrapping at the terminal width the way Ollama's displayResponse does."""
@@ -315,7 +340,8 @@ def generate_once(client: Client, model: str, prompt: str, *, keepalive: str | N
     spinner = Spinner() if not plain else None
     chunks = client.stream("/api/generate", body)
     try:
-        final = stream_response(chunks, writer, spinner, "response")
+        with interruptible():
+            final = stream_response(chunks, writer, spinner, "response")
     except KeyboardInterrupt:  # Ollama cancels silently (spec RUN-13)
         return
     finally:
