@@ -2,7 +2,15 @@
 
 Resolves the model, checks its capabilities, merges options (defaults ← model params ←
 request), takes a runner from the scheduler, builds the prompt, and turns the runner's chunks
-into `/api/generate` and `/api/chat` objects with Ollama's fields and timings.
+into `/api/generate` and `/api/chat` objects with Ollama's fields and timings: thinking split
+out by `thinking.py` (GF-25), tool calls by `tools.py` (GF-20).
+
+Constrained output: `format` ("json" or a JSON schema, GF-10) becomes a GBNF grammar the
+runner's sampler enforces; on chat with thinking it only applies after the thinking (GF-11).
+Beyond Ollama, a raw GBNF grammar can be sent as `options.grammar` (any client that passes
+options through) or as a top-level `grammar` field; it constrains the whole output, thinking
+tags included, and cannot be combined with `format`. A grammar that does not parse is a 400
+naming the line and column.
 """
 
 from __future__ import annotations
@@ -154,7 +162,7 @@ class _GBNFChecker:
             self.space(True)
             self.sequence(nested)
 
-    def char(self, end: str) -> None:
+    def char(self) -> None:
         if self.pos >= len(self.text):
             self.fail("unexpected end of input")
         if self.text[self.pos] == "\\":
@@ -179,17 +187,17 @@ class _GBNFChecker:
             if ch == '"':
                 self.pos += 1
                 while self.peek() != '"':
-                    self.char('"')
+                    self.char()
                 self.pos += 1
             elif ch == "[":
                 self.pos += 1
                 if self.peek() == "^":
                     self.pos += 1
                 while self.peek() != "]":
-                    self.char("]")
+                    self.char()
                     if self.peek() == "-" and self.peek(2) != "-]":
                         self.pos += 1
-                        self.char("]")
+                        self.char()
                 self.pos += 1
             elif ch in _GBNF_WORD:
                 start = self.pos
@@ -452,26 +460,30 @@ class Inference:
             prompt = self._strip_bos(info, handle, prompt)
             completion = self._completion_request(prompt, options, grammar, req.shift,
                                                   req.logprobs, req.top_logprobs)
-            async for chunk in self._completion(handle, completion, raw_grammar):
-                done = bool(chunk.get("done"))
-                thinking, content, _calls = out.flush() if done else out.feed(chunk["text"])
-                if not done and not (thinking or content or chunk.get("logprobs")):
-                    continue
-                res: dict[str, Any] = {"model": req.model, "created_at": now_rfc3339(),
-                                       "response": content}
-                if thinking:
-                    res["thinking"] = thinking
-                res["done"] = done
-                if done:
-                    res["done_reason"] = chunk.get("done_reason", "stop")
-                    if not req.raw:
-                        res["context"] = chunk.get("tokens", [])
-                    res.update(_metrics(chunk, started, load_ns))
-                elif chunk.get("logprobs"):
-                    res["logprobs"] = chunk["logprobs"]
-                yield res
-                if done:
-                    return
+            stream = self._completion(handle, completion, raw_grammar)
+            try:
+                async for chunk in stream:
+                    done = bool(chunk.get("done"))
+                    thinking, content, _calls = out.flush() if done else out.feed(chunk["text"])
+                    if not done and not (thinking or content or chunk.get("logprobs")):
+                        continue
+                    res: dict[str, Any] = {"model": req.model, "created_at": now_rfc3339(),
+                                           "response": content}
+                    if thinking:
+                        res["thinking"] = thinking
+                    res["done"] = done
+                    if done:
+                        res["done_reason"] = chunk.get("done_reason", "stop")
+                        if not req.raw:
+                            res["context"] = chunk.get("tokens", [])
+                        res.update(_metrics(chunk, started, load_ns))
+                    elif chunk.get("logprobs"):
+                        res["logprobs"] = chunk["logprobs"]
+                    yield res
+                    if done:
+                        return
+            finally:
+                await stream.aclose()  # cancels the runner's request when left early
 
     async def _generate_prompt(self, info: ModelInfo, runner: Runner, req: GenerateRequest,
                                options: dict[str, Any], think: bool | str | None) -> str:

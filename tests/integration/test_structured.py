@@ -17,6 +17,8 @@ import httpx
 import ollama
 import pytest
 
+from tests.helpers import Server, create_from_gguf
+
 GREEDY = {"temperature": 0, "seed": 42, "num_predict": 32}
 
 CHATML_TOOLS = """\
@@ -178,6 +180,26 @@ def test_go_template_model_answers_and_shows_its_template(server, models):
     assert answer.message.content.strip() and "<|im_" not in answer.message.content
     assert client.show("smol-think").capabilities == ["completion", "thinking"]
     assert client.show("smol-fim").capabilities == ["completion", "insert"]
+
+
+def test_go_template_off_prefers_the_gguf_template(smollm2_path):
+    """OLLAMA_GO_TEMPLATE=0: the GGUF's Jinja template runs, and the Go one's tools go too."""
+    srv = Server(extra_env={"OLLAMA_GO_TEMPLATE": "0"}).start()
+    try:
+        create_from_gguf(srv, "smollm2:135m", smollm2_path)
+        client = srv.client()
+        client.create(model="smol-tools", from_="smollm2:135m", template=CHATML_TOOLS)
+        assert client.show("smol-tools").capabilities == ["completion"]
+        prompt = rendered(srv, "/api/chat", {"model": "smol-tools", "messages": [
+            {"role": "user", "content": "Hi"}]})
+        assert prompt.startswith("<|im_start|>system\nYou are a helpful AI assistant named "
+                                 "SmolLM")  # the Jinja template's default system prompt
+        with pytest.raises(ollama.ResponseError) as err:
+            client.chat(model="smol-tools", messages=[{"role": "user", "content": "Hi"}],
+                        tools=[get_weather])
+        assert err.value.status_code == 400
+    finally:
+        srv.cleanup()
 
 
 def test_generate_template_and_system_overrides(server, models):

@@ -431,3 +431,55 @@ def test_errors_become_500s() -> None:
     with pytest.raises(TemplateRenderError, match="can't evaluate field Nope"):
         render_go_chat("{{ range .Messages }}{{ .Nope }}{{ end }}",
                        [{"role": "user", "content": "x"}])
+
+
+# -- which template runs (TPL-11, TPL-12) ----------------------------------------------------
+
+JINJA_TOOLS = ("{% for message in messages %}{% if message.role == 'tool' %}<tool_response>"
+               "{% endif %}{% if message.tool_calls %}<tool_call>{% endif %}{% endfor %}"
+               "{% if tools %}{{ tools | tojson }}{% endif %}")
+JINJA_PLAIN = "{% for message in messages %}<|im_start|>{{ message.content }}{% endfor %}"
+
+
+def test_go_template_capabilities() -> None:
+    from pollama.modelinfo import go_template_capabilities
+
+    assert go_template_capabilities(CHATML) == ["tools"]
+    assert go_template_capabilities("<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>") == ["insert"]
+    think = ("{{ range .Messages }}{{ if .Thinking }}<think>{{ .Thinking }}</think>{{ end }}"
+             "{{ .Content }}{{ end }}")
+    assert go_template_capabilities(think) == ["thinking"]
+    # the tags are the first and last text of the list holding .Thinking (TPL-14)
+    loose = "{{ range .Messages }}<think>{{ .Thinking }}</think>{{ .Content }}{{ end }}"
+    assert go_template_capabilities(loose) == []
+    assert go_template_capabilities("{{ .Prompt }}") == []
+    assert go_template_capabilities("{{ if }}") == []
+
+
+@pytest.mark.parametrize(("chat", "go", "prefer"), [
+    (JINJA_TOOLS, "{{ .Prompt }}", True),  # the GGUF template can do more
+    (JINJA_PLAIN, CHATML, False),  # the Go template can do more
+    (JINJA_TOOLS, "{{ .Tools }}{{ range .Messages }}{{ end }}", True),  # only Jinja round-trips
+    (JINJA_TOOLS, CHATML, False),  # both round-trip tools: the Go template stays
+    (JINJA_PLAIN, "{{ .Prompt }}", False),
+])
+def test_prefer_chat_template(chat: str, go: str, prefer: bool) -> None:
+    from pollama.modelinfo import prefer_chat_template
+
+    assert prefer_chat_template(chat, go) is prefer
+
+
+def test_nil_values_print_like_go() -> None:
+    # no tools: a nil templateTools prints `null` through its String method and is false
+    template = "{{ .Tools }} {{ json .Tools }} {{ if .Tools }}yes{{ else }}no{{ end }}"
+    assert render_go_chat(template + "{{ .Messages }}", []) == "null null no[]"
+    # a tool without properties: `properties` is a nil map, encoded as null
+    bare = {"type": "function", "function": {"name": "f", "parameters": {}}}
+    assert render_go_chat("{{ .Tools }}{{ .Messages }}", [], tools=[bare]) == (
+        '[{"type":"function","function":{"name":"f","description":"","parameters":'
+        '{"type":"","properties":null}}}][]')
+    # nested properties that are set but empty are kept (a non-nil pointer is not omitted)
+    nested = {"type": "function", "function": {"name": "f", "parameters": {"properties": {
+        "o": {"type": "object", "properties": {}}}}}}
+    assert '"o":{"type":"object","properties":{}}' in render_go_chat(
+        "{{ .Tools }}{{ .Messages }}", [], tools=[nested])

@@ -159,13 +159,19 @@ class PropertyType(list):  # type: ignore[type-arg]
         return self[0] if len(self) == 1 else list(self)
 
 
-class ToolPropertiesMap(dict):  # type: ignore[type-arg]
-    """`*api.ToolPropertiesMap`: nested properties, encoded in their given order."""
+class ToolPropertiesMap:
+    """`*api.ToolPropertiesMap`: nested properties, encoded in their given order.
+
+    A struct, as in Go (templates cannot range over it); never JSON-empty once set.
+    """
 
     __go_type__ = "*api.ToolPropertiesMap"
 
+    def __init__(self, items: list[tuple[str, ToolProperty]]) -> None:
+        self._items = items
+
     def go_json(self) -> Any:
-        return _ordered_json(list(self.items()))
+        return _ordered_json(self._items)
 
 
 _TS_TYPES = {"string": "string", "number": "number", "integer": "number", "boolean": "boolean",
@@ -238,12 +244,19 @@ class TemplateTool:
 
 
 class TemplateTools(list):  # type: ignore[type-arg]
-    """`.Tools`: prints as the JSON array of the tools."""
+    """`.Tools`: prints as the JSON array of the tools (`null` when the request had none)."""
 
     __go_type__ = "template.templateTools"
 
+    def __init__(self, tools: list[TemplateTool] | None = None) -> None:
+        super().__init__(tools or [])
+        self.nil = tools is None
+
     def go_string(self) -> str:
-        return go_json(list(self))
+        return go_json(self.go_json())
+
+    def go_json(self) -> Any:
+        return None if self.nil else list(self)
 
 
 @dataclass
@@ -312,17 +325,17 @@ def _tool_property(raw: Any) -> ToolProperty:
         Items=_go_number(raw.get("items")),
         Description=_str(raw.get("description")),
         Enum=_slice(_go_number(enum) if isinstance(enum, list) else None),
-        Properties=(ToolPropertiesMap((k, _tool_property(v)) for k, v in props.items())
+        Properties=(ToolPropertiesMap([(k, _tool_property(v)) for k, v in props.items()])
                     if isinstance(props, dict) else None),
         Required=_strings(raw.get("required")),
     )
 
 
-def convert_tools(tools: list[Any] | None) -> TemplateTools | None:
+def convert_tools(tools: list[Any] | None) -> TemplateTools:
     """Request `tools` → `.Tools` (Ollama's `convertToolsForTemplate`)."""
     if tools is None:
-        return None
-    out = TemplateTools()
+        return TemplateTools(None)
+    out = TemplateTools([])
     for raw in tools:
         tool = _dict(raw)
         fn = _dict(tool.get("function"))
