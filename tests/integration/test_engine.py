@@ -7,6 +7,7 @@ here asserts a timing.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 from collections.abc import AsyncIterator, Iterator
@@ -133,6 +134,21 @@ def test_grammar_constrains_output(loop, runner):
     assert done["done_reason"] == "stop"
 
 
+def test_format_json_schema(loop, runner):
+    schema = {"type": "object", "properties": {"name": {"type": "string"},
+                                               "age": {"type": "integer"}},
+              "required": ["name", "age"]}
+    prompt = CHAT.format("Describe a person as JSON with their name and age.")
+    text, done, _ = complete(loop, runner, prompt, format=schema,
+                             options=dict(GREEDY, num_predict=48))
+    value = json.loads(text)
+    assert isinstance(value["name"], str) and isinstance(value["age"], int)
+    assert done["done_reason"] == "stop"
+    text, _, _ = complete(loop, runner, prompt, format="json",
+                          options=dict(GREEDY, num_predict=12))
+    assert text.startswith("{")
+
+
 def test_bad_grammar_is_rejected(loop, runner):
     with pytest.raises(RequestRejected, match="grammar"):
         complete(loop, runner, STORY, grammar="root ::= answer")
@@ -234,6 +250,8 @@ def test_prompt_too_long(loop, small):
     with pytest.raises(PromptTooLong) as err:
         complete(loop, small, long_prompt, shift=False)
     assert str(err.value) == PROMPT_TOO_LONG
+    with pytest.raises(PromptTooLong):
+        complete(loop, small, long_prompt, truncate=False)
     # With shift (the default) the prompt is cut to fit: keep num_keep, drop about half.
     _, done, _ = complete(loop, small, long_prompt, options=dict(GREEDY, num_predict=8))
     assert done["truncated"] is True

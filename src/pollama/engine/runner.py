@@ -261,7 +261,7 @@ class Runner:
         limit = self.num_ctx - 1
         if len(tokens) <= limit:
             return tokens, False
-        if not params.shift:
+        if not params.shift or not params.truncate:
             raise PromptTooLongError("prompt too long")
         keep = len(tokens) if params.num_keep < 0 else params.num_keep
         keep = min(keep + (1 if self.model.add_bos else 0), limit)

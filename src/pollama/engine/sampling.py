@@ -12,12 +12,14 @@ penalties) are left out. The grammar goes first so every later stage only sees a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import llama_cpp.llama_cpp as C
 from llama_cpp._internals import LlamaSampler
+from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,8 @@ class GenerationParams:
     num_predict: int
     num_keep: int
     stop: tuple[str, ...]
-    shift: bool
+    shift: bool  # context shift when the window fills (else stop with "length")
+    truncate: bool  # trim an over-long prompt when shift is on (else refuse it)
     grammar: str | None
     logprobs: bool
     top_logprobs: int
@@ -102,16 +105,37 @@ def generation_params(request: Mapping[str, Any], num_ctx: int) -> GenerationPar
     if not all(isinstance(s, str) for s in stop):
         raise ValueError('option "stop" must be of type array')
     top_logprobs = int(request.get("top_logprobs") or 0)
+    shift = request.get("shift")
     return GenerationParams(
         sampling=sampling,
         num_predict=num_predict,
         num_keep=num_keep,
         stop=tuple(s for s in stop if s),
-        shift=bool(request.get("shift", True)),
-        grammar=request.get("grammar") or None,
+        shift=True if shift is None else bool(shift),
+        truncate=request.get("truncate") is not False,
+        grammar=grammar_for(request.get("grammar"), request.get("format")),
         logprobs=bool(request.get("logprobs")) or top_logprobs > 0,
         top_logprobs=max(0, min(top_logprobs, 20)),
     )
+
+
+def grammar_for(grammar: str | None, fmt: Any) -> str | None:
+    """The GBNF that constrains a request: its own grammar, else one for Ollama's `format`.
+
+    `format` "json" is llama.cpp's JSON grammar; a JSON-schema object becomes its grammar.
+    """
+    if grammar:
+        return str(grammar)
+    if fmt is None or fmt == "":
+        return None
+    if fmt == "json":
+        return JSON_GBNF
+    if isinstance(fmt, dict):
+        try:
+            return json_schema_to_gbnf(json.dumps(fmt))
+        except Exception as e:  # the converter raises bare exceptions on what it cannot map
+            raise ValueError(f"invalid JSON schema in format: {e}") from None
+    raise ValueError(f"invalid format: {fmt!r}")
 
 
 def build_chain(
