@@ -437,3 +437,10 @@ def test_pipe_never_opens_the_repl(server, smol):
     assert "\x1b" not in out.stdout and ">>>" not in out.stdout
     assert not (server.home / ".ollama" / "history").exists() or \
         "Say hi." not in (server.home / ".ollama" / "history").read_text()
+    # A bare --think means --think=true (cobra's NoOptDefVal); SmolLM2 cannot think.
+    bare = server.cli("run", "--think", "smol-short", input="hi")
+    assert bare.returncode == 1
+    assert bare.stderr == 'Error: "smol-short" does not support thinking\n'
+    bad = server.cli("run", "smol-short", "--think=maybe", input="hi")
+    assert bad.stderr == ('Error: invalid value for --think: "maybe" (must be true, false, high, '
+                          "medium, low, or max)\n")

@@ -12,6 +12,7 @@ import typer
 from pollama import __version__
 from pollama.cli.progress import Progress
 from pollama.cli.render import human_bytes, human_time, show_info, table
+from pollama.cli.run import RunCommand
 from pollama.client import Client, ClientError
 from pollama.config import CLIENT_ENV_DOCS, RUN_ENV_DOCS, SERVE_ENV_DOCS
 from pollama.names import parse
@@ -198,7 +199,7 @@ def rm(models: Annotated[list[str], typer.Argument(metavar="MODEL")]) -> None:
         print(f"deleted '{name}'")
 
 
-@app.command(help="Run a model" + _env_help(RUN_ENV_DOCS))
+@app.command(help="Run a model" + _env_help(RUN_ENV_DOCS), cls=RunCommand)
 def run(
     model: Annotated[str, typer.Argument(metavar="MODEL")],
     prompt: Annotated[list[str] | None, typer.Argument(metavar="[PROMPT]")] = None,
@@ -213,8 +214,7 @@ def run(
     fmt: Annotated[str | None, typer.Option("--format",
                                             help="Response format (e.g. json)")] = None,
     think: Annotated[str | None, typer.Option(
-        "--think", is_flag=False, flag_value="true",
-        help="Enable thinking mode: true/false or high/medium/low for supported "
+        "--think", help="Enable thinking mode: true/false or high/medium/low for supported "
         "models")] = None,
     hidethinking: Annotated[bool, typer.Option(
         "--hidethinking", help="Hide thinking output (if provided)")] = False,

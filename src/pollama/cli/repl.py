@@ -417,11 +417,14 @@ class Repl:
                 self.multiline = None
                 continue
             try:
-                message = self.handle_line(line)
+                with interruptible():
+                    message = self.handle_line(line)
+                    if message is not None:
+                        self.send(message)
             except ReplExit:
                 return
-            if message is not None:
-                self.send(message)
+            except KeyboardInterrupt:  # Ctrl+C during /load, /save or /show: back to the prompt
+                self.say()
 
     # -- lines and commands ----------------------------------------------------------------
 
@@ -864,8 +867,9 @@ def preload(client: Client, session: Session) -> None:
         body["think"] = session.think
     spinner = Spinner()
     try:
-        for _ in client.stream("/api/generate", body):
-            pass
+        with interruptible():
+            for _ in client.stream("/api/generate", body):
+                pass
     finally:
         spinner.stop()
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from typer.core import TyperCommand
 from wcwidth import wcswidth, wcwidth
 
 from pollama.client import Client, ClientError
@@ -41,6 +42,20 @@ def parse_think(value: str | None) -> bool | str | None:
         raise ClientError(f'invalid value for --think: "{value}" (must be true, false, high, '
                           'medium, low, or max)')
     return THINK_VALUES[value]
+
+
+class RunCommand(TyperCommand):
+    """`run` with cobra's optional flag value: a bare `--think` means `--think=true` (RUN-06).
+
+    As with cobra's NoOptDefVal, a level must be attached (`--think=high`); a bare `--think`
+    never takes the next word as its value.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        end = args.index("--") if "--" in args else len(args)
+        args = [("--think=true" if i < end and arg == "--think" else arg)
+                for i, arg in enumerate(args)]
+        return super().parse_args(ctx, args)
 
 
 def infer_think(capabilities: list[str], think: bool | str | None,
