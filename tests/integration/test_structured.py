@@ -413,8 +413,10 @@ def test_suffix_fill_in_the_middle(server, models):
 
 def test_logprobs_shapes(server, smol):
     client = server.client()
+    # no repeat penalty: the greedy pick is then the top raw logit the logprobs describe
+    greedy = {**GREEDY, "repeat_penalty": 1.0}
     chunks = list(client.generate(model=smol, prompt="Hello", logprobs=True, top_logprobs=3,
-                                  stream=True, options=GREEDY))
+                                  stream=True, options=greedy))
     streamed = [lp for c in chunks for lp in (c.logprobs or [])]
     assert streamed and len(streamed) == chunks[-1].eval_count
     for lp in streamed:
@@ -424,7 +426,7 @@ def test_logprobs_shapes(server, smol):
         assert lp.logprob == pytest.approx(lp.top_logprobs[0].logprob)  # greedy
     whole = httpx.post(f"{server.url}/api/generate", json={
         "model": smol, "prompt": "Hello", "logprobs": True, "stream": False,
-        "options": GREEDY}, timeout=60).json()
+        "options": greedy}, timeout=60).json()
     assert [lp["token"] for lp in whole["logprobs"]] == [lp.token for lp in streamed]
     for lp in whole["logprobs"]:
         assert set(lp) == {"token", "logprob", "bytes"}  # no top_logprobs asked for
