@@ -1,9 +1,11 @@
 """Messages → prompt text: pick the model's template, render, and fit the context window.
 
-Which template runs (spec TPL-12/ARC-03): a Go TEMPLATE layer when the model has one (unless
-OLLAMA_GO_TEMPLATE=0 and the GGUF has a chat template); otherwise the GGUF's Jinja
-`tokenizer.chat_template`; otherwise Ollama's default `{{ .Prompt }}`. History that does not
-fit `num_ctx` loses its oldest turns first; system messages are always kept (spec PRM-01).
+Which template runs (spec TPL-12/ARC-03): a Go TEMPLATE layer when the model has one, unless
+the GGUF has a chat template and OLLAMA_GO_TEMPLATE=0, or (the variable unset) the GGUF's can do
+more (`modelinfo.prefer_chat_template`); otherwise the GGUF's Jinja `tokenizer.chat_template`;
+otherwise Ollama's default `{{ .Prompt }}`. The same choice gives the thinking tags and the
+tool-call tag the output parsers look for. History that does not fit `num_ctx` loses its
+oldest turns first; system messages are always kept (spec PRM-01).
 """
 
 from __future__ import annotations
