@@ -9,8 +9,11 @@ when the conversation outgrew the context window and the server dropped its olde
 
 Context overflow is detected from the final chunk's counts: the server renders the whole
 conversation each turn, so without truncation a turn's `prompt_eval_count` is at least the
-previous turn's `prompt_eval_count + eval_count` (the previous prompt, then the reply); a
-smaller count means earlier messages were left out.
+previous turn's `prompt_eval_count + eval_count` (the previous prompt, then the reply, then the
+new message); a smaller count means earlier messages were left out. After a reply with thinking
+only the previous prompt is a floor (templates drop old thinking), and a count under half the
+context window is not taken for a truncation. A drop that removes fewer tokens than the new
+turn adds is only seen at a later turn.
 """
 
 from __future__ import annotations
@@ -171,9 +174,11 @@ class OllamaHistory(History):
             self.entries = [line.strip() for line in lines if line.strip()][-limit:]
 
     def load_history_strings(self) -> Iterable[str]:
+        """The entries read from the file, newest first (prompt_toolkit's order)."""
         return list(reversed(self.entries))
 
     def store_string(self, string: str) -> None:
+        """Add an entry and, while enabled, rewrite the file (temp file, then rename)."""
         self.entries = [*self.entries, string][-self.limit:]
         if not self.enabled:
             return
@@ -343,10 +348,12 @@ class Repl:
 
     @property
     def out(self) -> TextIO:
+        """Where answers and command output go (stdout unless a test gives a stream)."""
         return self._out or sys.stdout
 
     @property
     def err(self) -> TextIO:
+        """Where help, warnings, stats and notices go (stderr, as Ollama)."""
         return self._err or sys.stderr
 
     def say(self, text: str = "") -> None:

@@ -283,6 +283,7 @@ class ResponseWriter:
         self._reset_wrap()
 
     def content(self, text: str) -> None:
+        """Answer text; the first piece closes an open thinking block."""
         if text:
             self.close_thinking()
         self.display(text)
