@@ -280,6 +280,12 @@ def get_weather(city: str) -> str:
     return f"It is 22 degrees and sunny in {city}."
 
 
+# what the client sends for `tools=[get_weather]` (built from the signature and docstring)
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current weather for a city.",
+    "parameters": {"type": "object", "required": ["city"], "properties": {
+        "city": {"type": "string", "description": "The name of the city"}}}}}
+
 CALL_GRAMMAR = r'''root ::= "<tool_call>\n" call "\n</tool_call>"
 call ::= "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"" [A-Z] [a-z]{1,12} "\"}}"
 '''
@@ -300,8 +306,7 @@ def test_tools_round_trip_with_the_client(server, models):
         result = {"get_weather": get_weather}[call.function.name](**call.function.arguments)
         messages.append({"role": "tool", "content": result, "tool_name": call.function.name})
     prompt = rendered(server, "/api/chat", {
-        "model": "smol-tools", "tools": [ollama._utils.convert_function_to_tool(
-            get_weather).model_dump(exclude_none=True)],
+        "model": "smol-tools", "tools": [WEATHER_TOOL],
         "messages": [m if isinstance(m, dict) else m.model_dump(exclude_none=True)
                      for m in messages]})
     city = call.function.arguments["city"]
@@ -493,3 +498,31 @@ def test_errors(server, smol, models):
     assert r.json() == {"error": "format and grammar cannot be used together"}
     r = post({"options": {"grammar": 7}})
     assert r.json() == {"error": 'option "grammar" must be of type string'}
+
+
+@pytest.mark.parametrize(("grammar", "error"), [
+    ('root ::= "a" | "b"\n', None),
+    ('root ::= (\n  "a"\n  | "b"\n)+ # comment\n\nx ::= [^\\x00-\\x1F]{2,} "\\u00e9"?\n', None),
+    ('root ::= "x" <[1]>', None),  # token syntax: left to llama.cpp
+    ('root ::= my_rule\nmy_rule ::= "a"', "expecting newline or end at line 1 column 12"),
+    ('root ::= "a" | "b"\n  | "c"', "expecting a rule name at line 2 column 3"),
+    ('root ::= "a', "unexpected end of input at line 1 column 12"),
+    ('root ::= "\\q"', "unknown escape at line 1 column 11"),
+    ('root ::= * "a"', "expecting an item before '*' at line 1 column 10"),
+    ("root ::= [a-", "unexpected end of input at line 1 column 13"),
+    ('root = "a"', "expecting ::= at line 1 column 6"),
+    ("root ::= foo", 'undefined rule "foo" at line 1 column 10'),
+    ('answer ::= "a"', 'the grammar has no "root" rule'),
+    (" \n", "the grammar is empty"),
+])
+def test_grammar_checker(grammar: str, error: str | None):
+    """The server's GBNF check agrees with llama.cpp's parser and says where it stopped."""
+    from pollama.errors import BadRequest
+    from pollama.inference import check_grammar
+
+    if error is None:
+        check_grammar(grammar)
+    else:
+        with pytest.raises(BadRequest) as err:
+            check_grammar(grammar)
+        assert str(err.value) == f"invalid grammar: {error}"
