@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -363,8 +364,6 @@ def convert_tools(tools: list[Any] | None) -> TemplateTools:
 
 def _arguments(value: Any) -> TemplateArgs:
     if isinstance(value, str):  # some clients send the arguments JSON-encoded
-        import json
-
         try:
             value = json.loads(value)
         except ValueError:
