@@ -1,0 +1,228 @@
+"""Constrained output: `format` ("json" or a JSON schema, spec GF-10) → GBNF, and raw GBNF.
+
+Beyond Ollama, a raw GBNF grammar can be sent as `options.grammar` (any client that passes
+options through) or as a top-level `grammar` field; it constrains the whole output and cannot be
+combined with `format`. A grammar that does not parse is a 400 naming the line and column,
+checked here so a bad grammar never reaches a runner.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+from typing import Any, NoReturn
+
+from pollama.errors import BadRequest
+
+_CHAR_RULE = re.compile(r"^char ::= .*$", re.MULTILINE)
+_STRICT_CHAR = (r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})')
+
+
+def format_grammar(fmt: Any) -> str | None:
+    """`format` → GBNF: "json" any object, a JSON schema its own grammar (spec GF-10)."""
+    if fmt is None or fmt == "" or fmt == "null":
+        return None
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+
+    if fmt == "json":
+        return JSON_GBNF
+    if isinstance(fmt, dict):
+        try:
+            grammar = json_schema_to_gbnf(json.dumps(fmt))
+        except Exception as err:
+            raise BadRequest(f"invalid format: {json.dumps(fmt)}; expected \"json\" or a "
+                             f"valid JSON Schema object ({err})") from None
+        # llama-cpp-python lets raw control characters into strings, which JSON forbids;
+        # use llama.cpp's own rule (as llama-server's converter does)
+        return _CHAR_RULE.sub(lambda _m: _STRICT_CHAR, grammar)
+    raise BadRequest(f'invalid format: "{fmt}"; expected "json" or a valid JSON Schema object')
+
+
+# -- raw GBNF grammars -----------------------------------------------------------------------
+
+_GBNF_WORD = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+_GBNF_ESCAPES = {"x": 2, "u": 4, "U": 8}
+
+
+class _GBNFError(ValueError):
+    pass
+
+
+class _GBNFChecker:
+    """llama.cpp's GBNF syntax (grammar-parser), checked before a request reaches a runner.
+
+    Rules `name ::= alternatives` (names of letters, digits and `-`), literals, `[...]`
+    classes, `.`, groups, `* + ? {m,n}`, `#` comments. Constructs it does not know (token
+    references `<...>`, `!`) stop the check: the runner decides those.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.defined: set[str] = set()
+        self.used: dict[str, int] = {}
+
+    def fail(self, what: str) -> NoReturn:
+        line = self.text.count("\n", 0, self.pos) + 1
+        col = self.pos - (self.text.rfind("\n", 0, self.pos) + 1) + 1
+        raise _GBNFError(f"{what} at line {line} column {col}")
+
+    def peek(self, n: int = 1) -> str:
+        return self.text[self.pos:self.pos + n]
+
+    def space(self, newlines: bool) -> None:
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch in " \t" or (newlines and ch in "\r\n"):
+                self.pos += 1
+            elif ch == "#":
+                while self.pos < len(self.text) and self.text[self.pos] not in "\r\n":
+                    self.pos += 1
+            else:
+                break
+
+    def name(self) -> str:
+        start = self.pos
+        while self.pos < len(self.text) and self.text[self.pos] in _GBNF_WORD:
+            self.pos += 1
+        if self.pos == start:
+            self.fail("expecting a rule name")
+        return self.text[start:self.pos]
+
+    def check(self) -> None:
+        self.space(True)
+        while self.pos < len(self.text):
+            self.defined.add(self.name())
+            self.space(False)
+            if self.peek(3) != "::=":
+                self.fail("expecting ::=")
+            self.pos += 3
+            self.space(True)
+            self.alternates(nested=False)
+            if self.pos < len(self.text) and self.peek() not in "\r\n":
+                self.fail("expecting newline or end")
+            self.space(True)
+        for name, pos in self.used.items():
+            if name not in self.defined:
+                self.pos = pos
+                self.fail(f'undefined rule "{name}"')
+        if "root" not in self.defined:
+            raise _GBNFError('the grammar has no "root" rule')
+
+    def alternates(self, nested: bool) -> None:
+        self.sequence(nested)
+        while self.peek() == "|":
+            self.pos += 1
+            self.space(True)
+            self.sequence(nested)
+
+    def char(self) -> None:
+        if self.pos >= len(self.text):
+            self.fail("unexpected end of input")
+        if self.text[self.pos] == "\\":
+            esc = self.peek(2)[1:]
+            if esc in _GBNF_ESCAPES:
+                digits = self.text[self.pos + 2:self.pos + 2 + _GBNF_ESCAPES[esc]]
+                if len(digits) != _GBNF_ESCAPES[esc] or any(
+                        c not in string.hexdigits for c in digits):
+                    self.fail("expecting hex digits")
+                self.pos += 2 + len(digits)
+            elif esc and esc in 'trn\\"[]':
+                self.pos += 2
+            else:
+                self.fail("unknown escape")
+        else:
+            self.pos += 1
+
+    def sequence(self, nested: bool) -> None:
+        last = False
+        while self.pos < len(self.text):
+            ch = self.text[self.pos]
+            if ch == '"':
+                self.pos += 1
+                while self.peek() != '"':
+                    self.char()
+                self.pos += 1
+            elif ch == "[":
+                self.pos += 1
+                if self.peek() == "^":
+                    self.pos += 1
+                while self.peek() != "]":
+                    self.char()
+                    if self.peek() == "-" and self.peek(2) != "-]":
+                        self.pos += 1
+                        self.char()
+                self.pos += 1
+            elif ch in _GBNF_WORD:
+                start = self.pos
+                self.used.setdefault(self.name(), start)
+            elif ch == "(":
+                self.pos += 1
+                self.space(True)
+                self.alternates(nested=True)
+                if self.peek() != ")":
+                    self.fail("expecting ')'")
+                self.pos += 1
+            elif ch == ".":
+                self.pos += 1
+            elif ch in "*+?{":
+                if not last:
+                    self.fail(f"expecting an item before '{ch}'")
+                if ch == "{":
+                    end = self.text.find("}", self.pos)
+                    spec = self.text[self.pos + 1:end].replace(" ", "") if end > 0 else ""
+                    if not re.fullmatch(r"\d+(,\d*)?", spec):
+                        self.fail("malformed repetition count")
+                    self.pos = end
+                self.pos += 1
+            elif ch in "<!":
+                raise _GBNFUnknown
+            else:
+                break
+            last = True
+            self.space(nested)
+
+
+class _GBNFUnknown(Exception):
+    pass
+
+
+def check_grammar(text: str) -> None:
+    """Raise BadRequest naming the first GBNF syntax error of a user's `grammar`."""
+    if not text.strip():
+        raise BadRequest("invalid grammar: the grammar is empty")
+    try:
+        _GBNFChecker(text).check()
+    except _GBNFUnknown:
+        return
+    except _GBNFError as err:
+        raise BadRequest(f"invalid grammar: {err}") from None
+
+
+def split_grammar(options: dict[str, Any] | None, field: str | None
+                  ) -> tuple[dict[str, Any] | None, str | None]:
+    """Take a raw GBNF `grammar` out of `options` (or the request's own `grammar` field).
+
+    Beyond Ollama: `options: {"grammar": "root ::= ..."}` works through every client that
+    passes options through (the official ones do); the top-level field wins when both are set.
+    """
+    grammar = field or None
+    if options and "grammar" in options:
+        options = dict(options)
+        value = options.pop("grammar")
+        if value is not None and not isinstance(value, str):
+            raise BadRequest('option "grammar" must be of type string')
+        grammar = grammar or value or None
+    return options, grammar
+
+
+def request_grammar(fmt: Any, raw_grammar: str | None) -> str | None:
+    """The GBNF a request constrains its answer with: from `format`, or the raw `grammar`."""
+    grammar = format_grammar(fmt)
+    if raw_grammar is None:
+        return grammar
+    if grammar is not None:
+        raise BadRequest("format and grammar cannot be used together")
+    check_grammar(raw_grammar)
+    return raw_grammar
