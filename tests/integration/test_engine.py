@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -172,6 +173,28 @@ def test_logprobs_shapes(loop, runner):
     assert "".join(e["token"] for e in entries) == text
     _, _, plain = complete(loop, runner, STORY, options=options)
     assert all("logprobs" not in c for c in plain)
+
+
+def test_slow_reader_gets_merged_chunks(loop, runner):
+    request = {"prompt": STORY, "options": dict(GREEDY, num_predict=64), "logprobs": True,
+               "top_logprobs": 20}  # ~2 KB a token: the pipe fills while the server sleeps
+
+    async def slow() -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
+        chunks, done = [], {}
+        async for chunk in runner.completion(request):
+            if chunk.get("done"):
+                done = chunk
+            else:
+                if not chunks:
+                    time.sleep(1.5)  # block the event loop: the runner has to queue
+                chunks.append(chunk)
+        return "".join(c["text"] for c in chunks), done, chunks
+
+    text, done, chunks = loop.run_until_complete(slow())
+    reference, _, _ = complete(loop, runner, STORY, options=dict(GREEDY, num_predict=64))
+    assert text == reference
+    assert sum(len(c["logprobs"]) for c in chunks) == done["eval_count"] == 64
+    assert len(chunks) < 64  # tokens were merged into fewer messages
 
 
 def test_utf8_is_never_split(loop, runner):

@@ -49,6 +49,9 @@ has stopped listening. Durations are integer nanoseconds.
 from __future__ import annotations
 
 import json
+import os
+import select
+import threading
 from typing import Any
 
 CODE_BAD_REQUEST = "bad_request"
@@ -69,3 +72,105 @@ def decode(line: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ValueError(f"protocol message is not an object: {line[:80]!r}")
     return message
+
+
+class Outbox:
+    """The runner's stdout: writes at once while the server keeps up, queues while it lags.
+
+    A message is written straight to the non-blocking pipe by the calling thread when nothing
+    is queued, so no token waits when the server is idle. When the pipe is full, messages
+    queue behind the unwritten bytes, a request's text chunks merge into one, and a flusher
+    thread writes them as the server reads.
+    """
+
+    def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._backlog = b""  # the unwritten rest of a partial write, always first
+        self._items: list[dict[str, Any]] = []  # messages queued behind the backlog
+        self._open: dict[Any, dict[str, Any]] = {}  # request id → its text chunk in _items
+        self._busy = False  # the flusher owns the pipe until backlog and queue are empty
+        self._broken = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._flush, name="outbox", daemon=True)
+        self._thread.start()
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Write (or queue) any message; it ends the merging of its request's text."""
+        with self._lock:
+            if self._busy:
+                self._open.pop(message.get("id"), None)
+                self._items.append(message)
+            else:
+                self._write(encode(message))
+
+    def texts(self, chunks: list[tuple[Any, str, list[dict[str, Any]] | None]]) -> None:
+        """Write one step's generated text, one `(id, text, logprobs)` per request."""
+        with self._lock:
+            if not self._busy:
+                self._write(b"".join([encode(_chunk(*c)) for c in chunks]))
+                return
+            for rid, text, logprobs in chunks:
+                chunk = self._open.get(rid)
+                if chunk is None:
+                    self._open[rid] = chunk = _chunk(rid, text, logprobs)
+                    self._items.append(chunk)
+                else:
+                    chunk["text"] += text
+                    if logprobs:
+                        chunk["logprobs"].extend(logprobs)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Let the flusher write what is queued (for up to `timeout` seconds), then stop it."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify()
+        self._thread.join(timeout)
+
+    def _write(self, data: bytes) -> None:  # lock held, not busy
+        if self._broken:
+            return
+        try:
+            n = os.write(self._fd, data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self._broken = True  # the server is gone; the stdin reader will see EOF
+            return
+        if n < len(data):
+            self._backlog = data[n:]
+            self._busy = True
+            self._wake.notify()
+
+    def _flush(self) -> None:
+        while True:
+            with self._lock:
+                while not self._busy and not self._closed:
+                    self._wake.wait()
+                if not self._busy:
+                    return
+                data = self._backlog + b"".join([encode(m) for m in self._items])
+                self._items = []
+                self._open.clear()
+            try:
+                select.select([], [self._fd], [])
+                n = os.write(self._fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                n, self._broken = len(data), True
+            with self._lock:
+                self._backlog = data[n:]
+                if self._broken:
+                    self._backlog, self._items = b"", []
+                if not self._backlog and not self._items:
+                    self._busy = False
+
+
+def _chunk(rid: Any, text: str, logprobs: list[dict[str, Any]] | None) -> dict[str, Any]:
+    chunk: dict[str, Any] = {"id": rid, "text": text}
+    if logprobs is not None:
+        chunk["logprobs"] = logprobs
+    return chunk

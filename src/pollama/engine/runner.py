@@ -4,10 +4,9 @@
         [--threads N] [--no-mmap] [--n-gpu-layers N] [--embedding] [--lora PATH]... [--verbose]
 
 It speaks the protocol in `protocol.py` on stdin/stdout (stderr is its log). The main thread
-runs the loop; a reader thread turns stdin lines into an inbox (and answers tokenize,
-detokenize and status itself, which only read the vocabulary); a writer thread sends replies,
-merging a request's text chunks while the server is slow to read, never delaying one when it
-is idle.
+runs the loop and writes each step's text straight to stdout (`protocol.Outbox` queues and
+merges chunks only while the server is slow to read); a reader thread turns stdin lines into
+an inbox, and answers tokenize, detokenize and status itself (they only read the vocabulary).
 
 Each step of the loop is one `llama_decode` over a batch holding every generating slot's next
 token plus chunks of pending prompts (at most `num_batch` tokens in all), then one C sampler
@@ -31,74 +30,11 @@ from llama_cpp import llama_cpp as C
 
 from pollama.engine import protocol
 from pollama.engine.model import LoadedModel, LoadOptions
+from pollama.engine.protocol import Outbox
 from pollama.engine.sampling import GenerationParams, build_chain, generation_params
 from pollama.engine.text import TextStream
 
 _now = time.perf_counter_ns
-
-
-class Outbox:
-    """Writes protocol messages from a thread; text chunks of one request merge while queued."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._cond = threading.Condition(threading.Lock())
-        self._items: list[dict[str, Any]] = []
-        self._open: dict[Any, dict[str, Any]] = {}  # request id → its chunk still in _items
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
-        self._thread.start()
-
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue any message; it closes the request's open text chunk so order is kept."""
-        with self._cond:
-            self._open.pop(message.get("id"), None)
-            self._items.append(message)
-            self._cond.notify()
-
-    def texts(self, chunks: list[tuple[Any, str, list[dict[str, Any]] | None]]) -> None:
-        """Queue one step's generated text per request, merged into chunks not yet written."""
-        with self._cond:
-            for rid, text, logprobs in chunks:
-                chunk = self._open.get(rid)
-                if chunk is None:
-                    chunk = {"id": rid, "text": text}
-                    if logprobs is not None:
-                        chunk["logprobs"] = logprobs
-                    self._open[rid] = chunk
-                    self._items.append(chunk)
-                else:
-                    chunk["text"] += text
-                    if logprobs:
-                        chunk["logprobs"].extend(logprobs)
-            self._cond.notify()
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, then stop the writer thread."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        broken = False
-        while True:
-            with self._cond:
-                while not self._items and not self._closed:
-                    self._cond.wait()
-                items, self._items = self._items, []
-                self._open.clear()
-                if not items:
-                    return
-            if broken:
-                continue
-            data = b"".join([protocol.encode(m) for m in items])
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
-            except OSError:
-                broken = True  # the server is gone; the reader sees EOF and ends the loop
 
 
 class Request:
