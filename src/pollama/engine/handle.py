@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
@@ -39,8 +40,7 @@ from pollama.engine.errors import (
 
 log = logging.getLogger("pollama.runner")
 
-_EXITED = object()  # put on every pending queue when the process is gone
-_LINE_LIMIT = 1 << 28  # embeddings and token lists can make long lines
+_EXITED = object()  # put on every pending request when the process is gone
 
 
 class Embeddings(list):  # type: ignore[type-arg]
@@ -49,20 +49,62 @@ class Embeddings(list):  # type: ignore[type-arg]
     prompt_eval_count: int = 0
 
 
+class _Replies:
+    """The messages of one request in arrival order (a lighter asyncio.Queue: one waiter)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Any] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, message: Any) -> None:
+        self._items.append(message)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Any:
+        items = self._items
+        while not items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return items.popleft()
+
+
+class _PipeReader(asyncio.Protocol):
+    """Calls back on every read of one pipe (directly: no StreamReader, no extra loop turn)."""
+
+    def __init__(self, on_data: Any, on_close: Any) -> None:
+        self.data_received = on_data  # type: ignore[method-assign]
+        self._on_close = on_close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_close()
+
+
 class RunnerHandle:
     """One runner process and the requests in flight to it."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, log_file: str | None) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], log_file: str | None) -> None:
+        loop = asyncio.get_running_loop()
         self._proc = proc
-        self._pending: dict[int, asyncio.Queue[Any]] = {}
+        self._stdin: asyncio.WriteTransport | None = None
+        self._open_pipes = 2  # stdout and stderr, until each reaches EOF
+        self._reaper: asyncio.Future[None] | None = None
+        self._pending: dict[int, _Replies] = {}
         self._ids = itertools.count(1)
+        self._out = b""  # an incomplete stdout line
+        self._err = b""  # an incomplete stderr line
         self._tail: collections.deque[str] = collections.deque(maxlen=20)
         self._log_file = open(log_file, "a", encoding="utf-8") if log_file else None  # noqa: SIM115
         self._info: dict[str, Any] = {}
         self._fatal = ""
-        self._ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._stderr_task = asyncio.create_task(self._read_stderr())
-        self._stdout_task = asyncio.create_task(self._read_stdout())
+        self._ready: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self._lost: asyncio.Future[None] = loop.create_future()
         self._close_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -105,14 +147,14 @@ class RunnerHandle:
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[2])  # so the child imports this pollama
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "pollama.engine.runner", *args,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env, limit=_LINE_LIMIT,
-            start_new_session=True,  # a Ctrl+C meant for the server does not hit its runners
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pollama.engine.runner", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+            bufsize=0, start_new_session=True,  # a Ctrl+C meant for the server skips runners
         )
         handle = cls(proc, os.fspath(log_file) if log_file else None)
         try:
+            await handle._connect()
             handle._info = await asyncio.wait_for(asyncio.shield(handle._ready), load_timeout)
         except TimeoutError:
             await handle.close(grace=0)
@@ -144,7 +186,7 @@ class RunnerHandle:
     @property
     def exited(self) -> bool:
         """Whether the process has ended."""
-        return self._proc.returncode is not None
+        return self._lost.done() or self._proc.returncode is not None
 
     @property
     def returncode(self) -> int | None:
@@ -156,9 +198,10 @@ class RunnerHandle:
         """The runner's last non-empty stderr line."""
         return self._tail[-1] if self._tail else ""
 
-    async def wait_exited(self) -> int:
-        """Wait for the process to end; return its exit status."""
-        return await self._proc.wait()
+    async def wait_exited(self) -> int | None:
+        """Wait for the process to end (and its pipes to close); return its exit status."""
+        await asyncio.shield(self._lost)
+        return self.returncode
 
     # -- requests --------------------------------------------------------------------------
 
@@ -239,31 +282,30 @@ class RunnerHandle:
         if not self.exited:
             with contextlib.suppress(RunnerCrashed):
                 self._send({"op": "shutdown"})
-            with contextlib.suppress(Exception):
-                self._proc.stdin.close()
+            if self._stdin is not None:
+                self._stdin.close()  # EOF: the runner exits on it too
             try:
-                await asyncio.wait_for(self._proc.wait(), grace)
+                await asyncio.wait_for(asyncio.shield(self._lost), grace)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     self._proc.kill()
-                await self._proc.wait()
-        await asyncio.gather(self._stdout_task, self._stderr_task, return_exceptions=True)
+        await asyncio.shield(self._lost)
         if self._log_file is not None:
             self._log_file.close()
+            self._log_file = None
 
-    def _open(self) -> tuple[int, asyncio.Queue[Any]]:
-        if self.exited or self._stdout_task.done():
+    def _open(self) -> tuple[int, _Replies]:
+        if self.exited:
             raise self._crashed()
         rid = next(self._ids)
-        replies: asyncio.Queue[Any] = asyncio.Queue()
-        self._pending[rid] = replies
+        replies = self._pending[rid] = _Replies()
         return rid, replies
 
     def _send(self, message: dict[str, Any]) -> None:
-        try:
-            self._proc.stdin.write(protocol.encode(message))
-        except (BrokenPipeError, ConnectionResetError, RuntimeError) as e:
-            raise self._crashed() from e
+        stdin = self._stdin
+        if self.exited or stdin is None or stdin.is_closing():
+            raise self._crashed()
+        stdin.write(protocol.encode(message))
 
     async def _call(self, message: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         rid, replies = self._open()
@@ -278,43 +320,50 @@ class RunnerHandle:
             raise _request_error(msg)
         return msg
 
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        proc = self._proc
+        await loop.connect_read_pipe(lambda: _PipeReader(self._on_stdout, self._pipe_closed),
+                                     proc.stdout)
+        await loop.connect_read_pipe(lambda: _PipeReader(self._on_stderr, self._pipe_closed),
+                                     proc.stderr)
+        self._stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, proc.stdin)
+
+    def _pipe_closed(self) -> None:
+        self._open_pipes -= 1
+        if self._open_pipes == 0:  # the runner has exited (or closed its ends): reap it
+            self._reaper = asyncio.ensure_future(self._reap())
+
+    async def _reap(self) -> None:
+        await asyncio.to_thread(self._proc.wait)
+        if self._stdin is not None:
+            self._stdin.close()
+        self._on_lost()
+
     def _crashed(self) -> RunnerCrashed:
         return RunnerCrashed(last_log_line=self.last_log_line, returncode=self.returncode)
 
-    async def _read_stdout(self) -> None:
-        stdout = self._proc.stdout
-        try:
-            while line := await stdout.readline():
-                try:
-                    msg = protocol.decode(line)
-                except ValueError:
+    def _on_stdout(self, data: bytes) -> None:
+        *lines, self._out = (self._out + data).split(b"\n")
+        for line in lines:
+            try:
+                msg = protocol.decode(line)
+            except ValueError:
+                if line.strip():
                     log.warning("runner %d sent a malformed line: %.200r", self.pid, line)
-                    continue
-                replies = self._pending.get(msg.get("id"))
-                if replies is not None:
-                    replies.put_nowait(msg)
-                elif "ready" in msg:
-                    if not self._ready.done():
-                        self._ready.set_result(msg["ready"])
-                elif "fatal" in msg:
-                    self._fatal = str(msg["fatal"])
-        finally:
-            await self._proc.wait()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._stderr_task), 2.0)
-            if not self._ready.done():
-                reason = self._fatal or self.last_log_line or "no output"
-                self._ready.set_exception(RunnerStartError(
-                    f"llama runner process has terminated: exit status {self.returncode}: "
-                    f"{reason}", reason=reason, returncode=self.returncode,
-                ))
-                self._ready.exception()  # mark retrieved: start() may be gone already
-            for replies in self._pending.values():
-                replies.put_nowait(_EXITED)
+                continue
+            replies = self._pending.get(msg.get("id"))
+            if replies is not None:
+                replies.put(msg)
+            elif "ready" in msg:
+                if not self._ready.done():
+                    self._ready.set_result(msg["ready"])
+            elif "fatal" in msg:
+                self._fatal = str(msg["fatal"])
 
-    async def _read_stderr(self) -> None:
-        stderr = self._proc.stderr
-        while line := await stderr.readline():
+    def _on_stderr(self, data: bytes) -> None:
+        *lines, self._err = (self._err + data).split(b"\n")
+        for line in lines:
             text = line.decode("utf-8", "replace").rstrip()
             if self._log_file is not None:
                 self._log_file.write(text + "\n")
@@ -323,6 +372,20 @@ class RunnerHandle:
                 log.debug("runner %d: %s", self.pid, text)
             if text.strip():
                 self._tail.append(text)
+
+    def _on_lost(self) -> None:  # the process has exited and its pipes are closed
+        if self._err:
+            self._on_stderr(b"\n")
+        if not self._ready.done():
+            reason = self._fatal or self.last_log_line or "no output"
+            self._ready.set_exception(RunnerStartError(
+                f"llama runner process has terminated: exit status {self.returncode}: {reason}",
+                reason=reason, returncode=self.returncode,
+            ))
+            self._ready.exception()  # retrieved: start() may have given up already
+        for replies in self._pending.values():
+            replies.put(_EXITED)
+        self._lost.set_result(None)
 
 
 def _request_error(msg: dict[str, Any]) -> Exception:

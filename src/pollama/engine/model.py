@@ -152,7 +152,7 @@ class LoadedModel:
         self._stack.callback(self.batch.close)
         for i in range(self.n_batch):
             self.batch.batch.n_seq_id[i] = 1
-        self._pieces: list[bytes | None] = [None] * self.n_vocab
+        self.pieces: list[bytes | None] = [None] * self.n_vocab  # token → bytes, filled lazily
 
     def _model_pooling(self) -> int:
         """The model's pooling; generative models (none) pool the last token, as Ollama's runner."""
@@ -268,14 +268,14 @@ class LoadedModel:
 
     def piece(self, token: int) -> bytes:
         """The bytes one generated token adds to the output (cached per token id)."""
-        piece = self._pieces[token]
+        piece = self.pieces[token]
         if piece is None:
             buf = ctypes.create_string_buffer(64)
             n = C.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
             if n < 0:
                 buf = ctypes.create_string_buffer(-n)
                 n = C.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
-            piece = self._pieces[token] = buf.raw[:n]
+            piece = self.pieces[token] = buf.raw[:n]
         return piece
 
     def is_eog(self, token: int) -> bool:

@@ -59,6 +59,7 @@ CODE_PROMPT_TOO_LONG = "prompt_too_long"
 CODE_INTERNAL = "internal"
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_escape = json.encoder.encode_basestring  # C: a str as a JSON string literal
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -110,7 +111,7 @@ class Outbox:
         """Write one step's generated text, one `(id, text, logprobs)` per request."""
         with self._lock:
             if not self._busy:
-                self._write(b"".join([encode(_chunk(*c)) for c in chunks]))
+                self._write(b"".join([_text_line(*c) for c in chunks]))
                 return
             for rid, text, logprobs in chunks:
                 chunk = self._open.get(rid)
@@ -167,6 +168,14 @@ class Outbox:
                     self._backlog, self._items = b"", []
                 if not self._backlog and not self._items:
                     self._busy = False
+
+
+def _text_line(rid: Any, text: str, logprobs: list[dict[str, Any]] | None) -> bytes:
+    """A text chunk's line, built without the JSON encoder when it has no logprobs (hot path)."""
+    if logprobs is not None:
+        return encode(_chunk(rid, text, logprobs))
+    rid_json = rid if type(rid) is int else _encoder.encode(rid)
+    return f'{{"id":{rid_json},"text":{_escape(text)}}}\n'.encode()
 
 
 def _chunk(rid: Any, text: str, logprobs: list[dict[str, Any]] | None) -> dict[str, Any]:

@@ -120,6 +120,13 @@ class Runner:
         self._clock = 0
         self._prompt_cap = self.n_batch
         self._emit: list[tuple[Any, str, list[dict[str, Any]] | None]] = []  # this step's text
+        # Hot-loop handles, fetched once: each ctypes field access builds a new object.
+        self._ctx = model.ctx
+        self._batch = batch = model.batch.batch
+        self._token, self._pos, self._logits = batch.token, batch.pos, batch.logits
+        self._seq_rows = [batch.seq_id[i] for i in range(model.n_batch)]
+        self._pieces = model.pieces
+        self._eog = bytearray(model.n_vocab)
         self._n_swa = C.llama_model_n_swa(model.model.model)
         C.llama_memory_clear(model.memory, True)  # the slot table starts empty, so must the cache
 
@@ -290,59 +297,45 @@ class Runner:
 
     def _step(self, t0: int) -> None:
         """One llama_decode over every slot's next token plus prompt chunks, then sampling."""
-        batch = self.model.batch.batch
-        token, pos, seq_id, logits = batch.token, batch.pos, batch.seq_id, batch.logits
+        token, pos, seq_rows, logits = self._token, self._pos, self._seq_rows, self._logits
         n = 0
         decoding: list[Slot] = []
-        for slot in list(self.active):
+        for slot in tuple(self.active):
             if slot.pending:
                 continue
             n_past = len(slot.tokens)
-            if n_past >= self.num_ctx and not self._make_room(slot):
-                continue
+            if n_past >= self.num_ctx:
+                if not self._make_room(slot):
+                    continue
+                n_past = len(slot.tokens)
             token[n] = slot.next_token
-            pos[n] = len(slot.tokens)
-            seq_id[n][0] = slot.seq
+            pos[n] = n_past
+            seq_rows[n][0] = slot.seq
             logits[n] = 1
             slot.i_batch = n
             n += 1
             decoding.append(slot)
-        budget = min(self.n_batch - n, self._prompt_cap)
         prompting: list[tuple[Slot, int]] = []
-        for slot in self.active:
-            if not slot.pending or budget <= 0:
-                continue
-            take = min(len(slot.pending), budget)
-            base, seq, chunk = len(slot.tokens), slot.seq, slot.pending
-            for j in range(take):
-                token[n] = chunk[j]
-                pos[n] = base + j
-                seq_id[n][0] = seq
-                logits[n] = 0
-                n += 1
-            if take == len(chunk):
-                logits[n - 1] = 1
-                slot.i_batch = n - 1
-            prompting.append((slot, take))
-            budget -= take
+        if len(decoding) < len(self.active):
+            n = self._add_prompt_chunks(n, prompting)
         if n == 0:
             return
+        batch = self._batch
         batch.n_tokens = n
-        rc = C.llama_decode(self.model.ctx, batch)
+        rc = C.llama_decode(self._ctx, batch)
         if rc != 0:
             self._decode_failed(rc, decoding, prompting)
             return
-        self._prompt_cap = self.n_batch
         for slot in decoding:
             slot.tokens.append(slot.next_token)
-        for slot, take in prompting:
-            slot.tokens.extend(slot.pending[:take])
-            del slot.pending[:take]
-
         finished = [(slot, reason) for slot in decoding if (reason := self._sample(slot))]
-        for slot, _ in prompting:
-            if not slot.pending and (reason := self._sample(slot)):
-                finished.append((slot, reason))
+        if prompting:
+            self._prompt_cap = self.n_batch
+            for slot, take in prompting:
+                slot.tokens.extend(slot.pending[:take])
+                del slot.pending[:take]
+                if not slot.pending and (reason := self._sample(slot)):
+                    finished.append((slot, reason))
         if self._emit:
             self.outbox.texts(self._emit)
             self._emit = []
@@ -354,19 +347,42 @@ class Runner:
         for slot, reason in finished:
             self._finish(slot, reason)
 
+    def _add_prompt_chunks(self, n: int, prompting: list[tuple[Slot, int]]) -> int:
+        """Fill the rest of the batch (up to num_batch tokens) with pending prompt tokens."""
+        token, pos, seq_rows, logits = self._token, self._pos, self._seq_rows, self._logits
+        budget = min(self.n_batch - n, self._prompt_cap)
+        for slot in self.active:
+            if not slot.pending or budget <= 0:
+                continue
+            take = min(len(slot.pending), budget)
+            base, seq, chunk = len(slot.tokens), slot.seq, slot.pending
+            for j in range(take):
+                token[n] = chunk[j]
+                pos[n] = base + j
+                seq_rows[n][0] = seq
+                logits[n] = 0
+                n += 1
+            if take == len(chunk):
+                logits[n - 1] = 1
+                slot.i_batch = n - 1
+            prompting.append((slot, take))
+            budget -= take
+        return n
+
     def _sample(self, slot: Slot) -> str | None:
         """Sample the slot's next token and emit its text; return a done reason when it ends."""
         req = slot.request
         if len(req.generated) >= req.num_predict:
             return "length"
-        m = self.model
-        tok = C.llama_sampler_sample(req.sampler, m.ctx, slot.i_batch)
-        if C.llama_vocab_is_eog(m.vocab, tok):
+        tok = C.llama_sampler_sample(req.sampler, self._ctx, slot.i_batch)
+        if self._is_eog(tok):
             return "stop"
         req.generated.append(tok)
-        text = req.stream.push(m.piece(tok))
+        piece = self._pieces[tok]
+        text = req.stream.push(piece if piece is not None else self.model.piece(tok))
         if req.logprobs:
-            self._emit.append((req.id, text, [m.logprobs(slot.i_batch, tok, req.top_logprobs)]))
+            entry = self.model.logprobs(slot.i_batch, tok, req.top_logprobs)
+            self._emit.append((req.id, text, [entry]))
         elif text:
             self._emit.append((req.id, text, None))
         if req.stream.stopped:
@@ -375,6 +391,12 @@ class Runner:
             return "length"
         slot.next_token = tok
         return None
+
+    def _is_eog(self, token: int) -> bool:
+        known = self._eog[token]  # 0 = not asked yet, 1 = no, 2 = yes
+        if not known:
+            known = self._eog[token] = 2 if C.llama_vocab_is_eog(self.model.vocab, token) else 1
+        return known == 2
 
     def _make_room(self, slot: Slot) -> bool:
         """The slot's window is full: shift its context (keep num_keep, drop half) or end it."""

@@ -10,14 +10,16 @@ from __future__ import annotations
 import codecs
 from collections.abc import Sequence
 
+_utf8_decode = codecs.utf_8_decode
+
 
 class TextStream:
     """Incremental detokenizer with stop-string matching for one generation."""
 
-    __slots__ = ("_decode", "_held", "_stops", "stopped")
+    __slots__ = ("_held", "_partial", "_stops", "stopped")
 
     def __init__(self, stops: Sequence[str] = ()) -> None:
-        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        self._partial = b""  # the start of a character whose other bytes have not come yet
         self._stops = tuple(s for s in stops if s)
         self._held = ""
         self.stopped = False
@@ -27,7 +29,13 @@ class TextStream:
 
         When a stop string completes, `stopped` becomes true and the text before it is returned.
         """
-        text = self._decode(piece)
+        if self._partial:
+            piece = self._partial + piece
+        text, used = _utf8_decode(piece, "replace", False)  # leaves an incomplete tail unread
+        if used != len(piece):
+            self._partial = piece[used:]
+        elif self._partial:
+            self._partial = b""
         if not self._stops:
             return text
         text = self._held + text
