@@ -62,7 +62,7 @@ def parse_go_duration(text: str) -> float:
     """Parse a Go `time.ParseDuration` string into seconds (raises ValueError with Go's text)."""
     s = text
     sign = 1.0
-    if s[:1] in "+-":
+    if s and s[0] in "+-":
         sign = -1.0 if s[0] == "-" else 1.0
         s = s[1:]
     if s == "0":
