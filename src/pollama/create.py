@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pollama import gguf, gojson
+from pollama import gguf, gojson, options
 from pollama.errors import BadRequest, InvalidModelName, ModelNotFound, NotSupported
 from pollama.names import Name, parse
 from pollama.store import Store
@@ -46,12 +46,22 @@ def _check_files(files: dict[str, str] | None) -> None:
         require_digest(digest)
 
 
-def validate_request(request: dict[str, Any]) -> None:
-    """The checks that need no disk work, so bad requests fail before any progress streams."""
+def validate_request(store: Store, request: dict[str, Any]) -> None:
+    """Cheap checks, so bad requests fail with a status before any progress streams."""
     _check_files(request.get("files"))
     _check_files(request.get("adapters"))
     if not parse(str(request.get("model") or request.get("name") or "")).is_valid:
         raise InvalidModelName()
+    for digest in [*(request.get("files") or {}).values(),
+                   *(request.get("adapters") or {}).values()]:
+        if not store.blobs.exists(digest):
+            raise BadRequest(f'blob "{digest}" not found, upload it with '
+                             f"POST /api/blobs/{digest}")
+    try:
+        # Beyond Ollama, which stores any value and fails at every later request.
+        options.from_map(request.get("parameters") or {})
+    except options.InvalidOption as err:
+        raise BadRequest(str(err)) from None
 
 
 class _LayerBuilder:
@@ -131,7 +141,7 @@ def _files_kind(store: Store, files: dict[str, str]) -> str:
 def create_model(store: Store, request: dict[str, Any], progress: Progress,
                  pull: PullFn | None = None) -> None:
     """Build the model `request` describes; raises PollamaError subclasses with Ollama's texts."""
-    validate_request(request)
+    validate_request(store, request)
     quantize = str(request.get("quantize") or request.get("quantization") or "").upper()
     if quantize and quantize not in (*SUPPORTED_QUANTIZATIONS, "Q4_K"):
         raise BadRequest(f"unsupported quantization type {quantize} - supported types are "

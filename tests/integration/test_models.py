@@ -488,3 +488,15 @@ def test_full_disk_during_upload_and_create(tmp_path, smollm2_path):
     finally:
         srv.stop()
         subprocess.run(["umount", str(mount)], capture_output=True)
+
+
+def test_create_refuses_bad_parameters_and_missing_blobs(server, smol):
+    before = store_files(server)
+    r = httpx.post(f"{server.url}/api/create", json={"model": "x", "from": smol,
+                                                    "parameters": {"num_ctx": "abc"}})
+    assert r.status_code == 400
+    assert r.json() == {"error": 'option "num_ctx" must be of type integer'}
+    missing = "sha256:" + "0" * 64
+    r = httpx.post(f"{server.url}/api/create", json={"model": "x", "files": {"m.gguf": missing}})
+    assert r.status_code == 400 and "not found" in r.json()["error"]
+    assert store_files(server) == before

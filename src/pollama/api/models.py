@@ -154,7 +154,7 @@ async def create(request: Request) -> Response:
     plain = req.to_plain()
     from pollama.create import create_model, validate_request
 
-    validate_request(plain)
+    validate_request(server.store, plain)
     pull_sync = server.services.get("pull_sync")
 
     async def work(report: Any) -> None:
