@@ -1,6 +1,6 @@
 """Benchmark of the engine: prints figures and their ratios to a same-run baseline, never asserts.
 
-    .venv/bin/python bench/bench_engine.py [--model PATH] [--tokens 128] [--rounds 3]
+    .venv/bin/python bench/bench_engine.py [--model PATH] [--tokens 256] [--rounds 9]
 
 (a) single-stream decode: a bare llama-cpp-python low-level loop (llama_decode of one token +
     greedy C sampling, no IPC) against the runner's own eval rate (eval_count/eval_duration)
@@ -11,7 +11,8 @@
 (c) prompt_eval_duration of a second request sharing a ~1,000-token prefix with the first,
     against the first. Target ratio <= 0.2.
 
-Same model and threads (2) everywhere; the medians of `--rounds` runs are printed.
+Same model and threads (2) everywhere. Each round runs baseline and candidate back to back (in
+alternating order); the ratio printed is the median of the per-round ratios, with its range.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import os
 import statistics
 import sys
 import time
@@ -149,53 +151,77 @@ async def prefix_reuse(runner: RunnerHandle) -> tuple[int, int, int, int]:
             first["prompt_eval_count"], second["prompt_cached"])
 
 
+def _ratios(pairs: list[tuple[float, float]]) -> tuple[float, float, float, float, float]:
+    """Medians of baseline and candidate, the median of per-round ratios and its spread."""
+    m = statistics.median
+    ratios = sorted(b / a for a, b in pairs)
+    return (m(a for a, _ in pairs), m(b for _, b in pairs), m(ratios), ratios[0], ratios[-1])
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     global _QUIET
     _QUIET = _make_quiet()
     model = args.model or default_model()
     prompt = STORY.format(SUBJECTS[0])
-    print(f"model {Path(model).name}, threads {THREADS}, num_ctx {NUM_CTX}, "
-          f"{args.tokens} tokens, median of {args.rounds} rounds")
+    print(f"model {Path(model).name}, threads {THREADS}, num_ctx {NUM_CTX}, {args.tokens} tokens "
+          f"a stream, {args.rounds} interleaved rounds; load average {os.getloadavg()[0]:.2f}")
 
     runner = await RunnerHandle.start(model, num_ctx=NUM_CTX, num_parallel=4,
                                       num_thread=THREADS)
     try:
-        raw, eng, client, one, four = [], [], [], [], []
-        for _ in range(args.rounds):
-            raw.append(raw_baseline(model, prompt, args.tokens))
-            done = await one_stream(runner, prompt, args.tokens)
-            eng.append(done["eval_count"] / (done["eval_duration"] / 1e9))
-            client.append(done["client_rate"])
-            one.append(await streams(runner, 1, args.tokens))
-            four.append(await streams(runner, 4, args.tokens))
-        m = statistics.median
-        print("\n(a) single stream decode")
-        print(f"    raw llama-cpp-python loop   {m(raw):8.1f} tok/s   (baseline)")
-        print(f"    runner eval rate            {m(eng):8.1f} tok/s   ratio {m(eng) / m(raw):.3f}"
-              "  (target >= 0.97)")
-        print(f"    client-observed rate        {m(client):8.1f} tok/s   ratio "
-              f"{m(client) / m(raw):.3f}  (chunks as the handle yields them)")
+        await one_stream(runner, prompt, 16)  # warm up
+        decode, client, batching = [], [], []
+        for i in range(args.rounds):
+            # Alternate the order so drift on a shared machine hits both sides alike.
+            if i % 2:
+                done = await one_stream(runner, prompt, args.tokens)
+                raw = raw_baseline(model, prompt, args.tokens)
+            else:
+                raw = raw_baseline(model, prompt, args.tokens)
+                done = await one_stream(runner, prompt, args.tokens)
+            decode.append((raw, done["eval_count"] / (done["eval_duration"] / 1e9)))
+            client.append((raw, done["client_rate"]))
+            tokens = args.tokens // 2
+            if i % 2:
+                four = await streams(runner, 4, tokens)
+                one = await streams(runner, 1, tokens)
+            else:
+                one = await streams(runner, 1, tokens)
+                four = await streams(runner, 4, tokens)
+            batching.append((one, four))
+        raw, eng, ratio, lo, hi = _ratios(decode)
+        print("\n(a) single stream decode (medians; ratio = median of per-round ratios)")
+        print(f"    raw llama-cpp-python loop   {raw:8.1f} tok/s   (baseline)")
+        print(f"    runner eval rate            {eng:8.1f} tok/s   ratio {ratio:.3f} "
+              f"[{lo:.3f}..{hi:.3f}]  (target >= 0.97)")
+        _, cli, ratio, lo, hi = _ratios(client)
+        print(f"    client-observed rate        {cli:8.1f} tok/s   ratio {ratio:.3f} "
+              f"[{lo:.3f}..{hi:.3f}]  (as the handle yields chunks)")
+        one, four, ratio, lo, hi = _ratios(batching)
         print("\n(b) aggregate generated tokens/s through RunnerHandle")
-        print(f"    1 stream                    {m(one):8.1f} tok/s   (baseline)")
-        print(f"    4 concurrent streams        {m(four):8.1f} tok/s   ratio {m(four) / m(one):.2f}"
-              "  (target >= 1.4)")
-        firsts, seconds = [], []
-        for _ in range(args.rounds):
+        print(f"    1 stream                    {one:8.1f} tok/s   (baseline)")
+        print(f"    4 concurrent streams        {four:8.1f} tok/s   ratio {ratio:.2f} "
+              f"[{lo:.2f}..{hi:.2f}]  (target >= 1.4)")
+        reuse = []
+        for _ in range(3):
             await runner.close()
             runner = await RunnerHandle.start(model, num_ctx=NUM_CTX, num_parallel=4,
                                               num_thread=THREADS)
             d1, d2, count, cached = await prefix_reuse(runner)
-            firsts.append(d1)
-            seconds.append(d2)
+            reuse.append((d1, d2))
+        first, second, ratio, lo, hi = _ratios(reuse)
         print(f"\n(c) shared prefix ({count} prompt tokens, {cached} reused by the second)")
-        print(f"    first request  prompt_eval_duration {m(firsts) / 1e6:8.1f} ms   (baseline)")
-        print(f"    second request prompt_eval_duration {m(seconds) / 1e6:8.1f} ms   ratio "
-              f"{m(seconds) / m(firsts):.3f}  (target <= 0.2)")
+        print(f"    first request  prompt_eval_duration {first / 1e6:8.1f} ms   (baseline)")
+        print(f"    second request prompt_eval_duration {second / 1e6:8.1f} ms   ratio "
+              f"{ratio:.3f}  (target <= 0.2)")
+        load = os.getloadavg()[0]
+        print(f"\nload average at the end {load:.2f}"
+              + ("  (other processes were busy: figures are noisy)" if load > 1.5 else ""))
     finally:
         await runner.close()
 

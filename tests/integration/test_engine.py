@@ -325,6 +325,43 @@ def test_start_error_names_the_reason(loop, tmp_path):
         _start(loop, tmp_path / "missing.gguf", num_ctx=256, num_parallel=1)
 
 
+def _write_lora(path: Any) -> None:
+    """A random rank-8 LoRA on the first two layers' attention, written with `gguf`."""
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    writer = gguf.GGUFWriter(str(path), arch="llama")
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 8.0)
+    rng = np.random.default_rng(0)
+    for layer in range(2):
+        for name, n_out in (("attn_q", 576), ("attn_v", 192)):
+            a = rng.normal(0, 0.5, (8, 576)).astype(np.float32)
+            b = rng.normal(0, 0.5, (n_out, 8)).astype(np.float32)
+            writer.add_tensor(f"blk.{layer}.{name}.weight.lora_a", a)
+            writer.add_tensor(f"blk.{layer}.{name}.weight.lora_b", b)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_lora_adapter_changes_output(loop, runner, smollm2_path, tmp_path):
+    adapter = tmp_path / "adapter.gguf"
+    _write_lora(adapter)
+    handle = _start(loop, smollm2_path, num_ctx=256, num_parallel=1, adapters=[adapter])
+    try:
+        assert handle.info["adapters"] == [str(adapter)]
+        adapted, _, _ = complete(loop, handle, STORY, options=dict(GREEDY, num_predict=8))
+    finally:
+        loop.run_until_complete(handle.close())
+    base, _, _ = complete(loop, runner, STORY, options=dict(GREEDY, num_predict=8))
+    assert adapted != base
+    with pytest.raises(RunnerStartError, match="adapter"):
+        _start(loop, smollm2_path, num_ctx=256, num_parallel=1,
+               adapters=[tmp_path / "missing.gguf"])
+
+
 def test_embeddings(loop, smollm2_path):
     handle = _start(loop, smollm2_path, num_ctx=256, num_parallel=2, embedding=True)
     try:

@@ -10,7 +10,7 @@ Start-up (runner → server, exactly one of):
                "n_vocab": 49152, "n_embd": 576, "bos": 1, "eos": 2, "add_bos": false,
                "eog": [2, ...], "model_size": 96576768, "kv_bytes": 50331648,
                "memory_bytes": 146908416, "embedding": false, "pooling": "mean" | null,
-               "pid": 1234, ...}}
+               "vision": false, "adapters": [...], "pid": 1234, ...}}
     {"fatal": "error loading model: ..."}          (then the runner exits non-zero)
 
 Requests (server → runner); `id` is any JSON scalar, unique among the server's in-flight ones:

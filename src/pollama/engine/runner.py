@@ -500,7 +500,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-gpu-layers", type=int, default=-1)
     p.add_argument("--embedding", action="store_true")
     p.add_argument("--lora", action="append", default=[])
-    p.add_argument("--mmproj", default=None, help="multimodal projector (not supported yet)")
+    p.add_argument("--mmproj", default=None, help="multimodal projector (ignored for now)")
     p.add_argument("--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -518,8 +518,6 @@ def main(argv: list[str] | None = None) -> int:
         embedding=args.embedding, adapters=tuple(args.lora), verbose=args.verbose,
     )
     try:
-        if args.mmproj:
-            raise RuntimeError("multimodal projectors are not supported by this runner yet")
         if args.ctx_size < 1 or args.parallel < 1:
             raise ValueError("--ctx-size and --parallel must be positive")
         model = LoadedModel(args.model, options)
@@ -531,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         info = model.info()
+        info["vision"] = False  # images need the mtmd projector, which the runner lacks yet
+        if args.mmproj:
+            print(f"warning: ignoring projector {args.mmproj}: images are not supported yet",
+                  file=sys.stderr)
         print(f"runner ready: {info['model']} num_ctx={info['num_ctx']} "
               f"parallel={info['num_parallel']} threads={info['num_thread']}", file=sys.stderr)
         runner = Runner(model, outbox)
