@@ -155,6 +155,18 @@ def test_bad_grammar_is_rejected(loop, runner):
         complete(loop, runner, STORY, grammar="root ::= answer")
 
 
+def test_bad_requests_leave_the_runner_up(loop, runner):
+    for prompt, request in (({"not": "a prompt"}, {}), (STORY, {"options": {"top_k": "many"}}),
+                            ([1, 10**9], {}), ("", {})):
+        with pytest.raises(RequestRejected):
+            complete(loop, runner, prompt, **request)
+    with pytest.raises(RequestRejected):
+        loop.run_until_complete(runner.embed(["not an embedding runner"]))
+    assert loop.run_until_complete(runner.ping())
+    text, _, _ = complete(loop, runner, STORY, options=dict(GREEDY, num_predict=4))
+    assert text
+
+
 def test_logprobs_shapes(loop, runner):
     options = dict(GREEDY, num_predict=8)
     text, done, chunks = complete(loop, runner, STORY, options=options, logprobs=True,

@@ -60,6 +60,7 @@ CODE_INTERNAL = "internal"
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _escape = json.encoder.encode_basestring  # C: a str as a JSON string literal
+_decoder = json.JSONDecoder()
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -69,7 +70,7 @@ def encode(message: dict[str, Any]) -> bytes:
 
 def decode(line: bytes) -> dict[str, Any]:
     """One protocol line back into a message (raises ValueError on garbage)."""
-    message = json.loads(line)
+    message = _decoder.decode(line.decode("utf-8"))
     if not isinstance(message, dict):
         raise ValueError(f"protocol message is not an object: {line[:80]!r}")
     return message

@@ -24,6 +24,7 @@ import queue
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 from llama_cpp import llama_cpp as C
@@ -128,7 +129,8 @@ class Runner:
         self._pieces = model.pieces
         self._eog = bytearray(model.n_vocab)
         self._n_swa = C.llama_model_n_swa(model.model.model)
-        C.llama_memory_clear(model.memory, True)  # the slot table starts empty, so must the cache
+        if model.memory:
+            C.llama_memory_clear(model.memory, True)  # the slot table starts empty, so the cache
 
     # -- messages --------------------------------------------------------------------------
 
@@ -148,8 +150,8 @@ class Runner:
                 busy = [s.seq for s in self.slots if s.request is not None]
                 self.outbox.send({"id": rid, "ok": True, "slots": len(self.slots), "busy": busy,
                                   "queued": len(self.queue)})
-        except (ValueError, TypeError) as e:
-            self._error(rid, str(e))
+        except Exception as e:  # a bad request must not end the reader thread
+            self._error(rid, str(e) or type(e).__name__)
 
     def dispatch(self, msg: dict[str, Any]) -> None:
         """Ops that touch the context, run in the loop's thread between steps."""
@@ -194,8 +196,8 @@ class Runner:
         except PromptTooLongError as e:
             self._error(rid, str(e), protocol.CODE_PROMPT_TOO_LONG)
             return
-        except (ValueError, TypeError) as e:
-            self._error(rid, str(e))
+        except Exception as e:  # whatever the request holds, it must not end the runner
+            self._error(rid, str(e) or type(e).__name__)
             return
         self.queue.append(Request(rid, tokens, params, chain, truncated))
 
@@ -548,6 +550,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    status = main()
+    try:
+        status = main()
+    except BaseException:
+        traceback.print_exc()
+        status = 1
     sys.stderr.flush()
     os._exit(status)  # the stdin reader may still be blocked in read(); don't wait for it
