@@ -24,6 +24,7 @@ from pollama.engine import (
     RunnerStartError,
 )
 from pollama.engine.errors import PROMPT_TOO_LONG, RUNNER_CRASHED
+from pollama.grammar import format_grammar
 
 CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 STORY = CHAT.format("Write a story about a cat.")
@@ -140,12 +141,12 @@ def test_format_json_schema(loop, runner):
                                                "age": {"type": "integer"}},
               "required": ["name", "age"]}
     prompt = CHAT.format("Describe a person as JSON with their name and age.")
-    text, done, _ = complete(loop, runner, prompt, format=schema,
+    text, done, _ = complete(loop, runner, prompt, grammar=format_grammar(schema),
                              options=dict(GREEDY, num_predict=48))
     value = json.loads(text)
     assert isinstance(value["name"], str) and isinstance(value["age"], int)
     assert done["done_reason"] == "stop"
-    text, _, _ = complete(loop, runner, prompt, format="json",
+    text, _, _ = complete(loop, runner, prompt, grammar=format_grammar("json"),
                           options=dict(GREEDY, num_predict=12))
     assert text.startswith("{")
 

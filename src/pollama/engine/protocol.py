@@ -20,7 +20,7 @@ Requests (server → runner); `id` is any JSON scalar, unique among the server's
                  repeat_penalty, presence_penalty, frequency_penalty, seed, mirostat,
                  mirostat_tau, mirostat_eta, num_predict, num_keep, stop},
      "stop": [...], "num_predict": n, "num_keep": n, "seed": n,      (override options)
-     "grammar": "GBNF" | null, "format": "json" | {JSON schema} | null (when no grammar),
+     "grammar": "GBNF" | null (the server turns Ollama's `format` into one: grammar.py),
      "shift": true, "truncate": true, "logprobs": false, "top_logprobs": 0}
     {"op": "cancel", "id": 1}                     frees the request's slot before the next step
     {"op": "tokenize", "id": 2, "text": "...", "add_special": true, "parse_special": true}

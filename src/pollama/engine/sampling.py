@@ -12,14 +12,12 @@ penalties) are left out. The grammar goes first so every later stage only sees a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 import llama_cpp.llama_cpp as C
 from llama_cpp._internals import LlamaSampler
-from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,29 +111,10 @@ def generation_params(request: Mapping[str, Any], num_ctx: int) -> GenerationPar
         stop=tuple(s for s in stop if s),
         shift=True if shift is None else bool(shift),
         truncate=request.get("truncate") is not False,
-        grammar=grammar_for(request.get("grammar"), request.get("format")),
+        grammar=request.get("grammar") or None,
         logprobs=bool(request.get("logprobs")) or top_logprobs > 0,
         top_logprobs=max(0, min(top_logprobs, 20)),
     )
-
-
-def grammar_for(grammar: str | None, fmt: Any) -> str | None:
-    """The GBNF that constrains a request: its own grammar, else one for Ollama's `format`.
-
-    `format` "json" is llama.cpp's JSON grammar; a JSON-schema object becomes its grammar.
-    """
-    if grammar:
-        return str(grammar)
-    if fmt is None or fmt == "":
-        return None
-    if fmt == "json":
-        return JSON_GBNF
-    if isinstance(fmt, dict):
-        try:
-            return json_schema_to_gbnf(json.dumps(fmt))
-        except Exception as e:  # the converter raises bare exceptions on what it cannot map
-            raise ValueError(f"invalid JSON schema in format: {e}") from None
-    raise ValueError(f"invalid format: {fmt!r}")
 
 
 def build_chain(
