@@ -112,33 +112,22 @@ def _trim_fraction(value: float, scale: int) -> str:
     return text
 
 
-def _keep_alive(env: dict[str, str]) -> float:
-    raw = _var(env, "OLLAMA_KEEP_ALIVE")
+def _duration(env: dict[str, str], key: str, default: float, *, zero_is_forever: bool) -> float:
+    """Seconds from a Go duration or a bare integer of seconds; negative means forever."""
+    raw = _var(env, key)
     if not raw:
-        return 300.0
+        return default
     try:
         seconds = float(int(raw))
     except ValueError:
         try:
             seconds = parse_go_duration(raw)
         except ValueError:
-            log.warning("invalid OLLAMA_KEEP_ALIVE %r, using default 5m", raw)
-            return 300.0
-    return FOREVER if seconds < 0 else seconds
-
-
-def _load_timeout(env: dict[str, str]) -> float:
-    raw = _var(env, "OLLAMA_LOAD_TIMEOUT")
-    if not raw:
-        return 300.0
-    try:
-        seconds = float(int(raw))
-    except ValueError:
-        try:
-            seconds = parse_go_duration(raw)
-        except ValueError:
-            return 300.0
-    return FOREVER if seconds <= 0 else seconds
+            log.warning("invalid %s %r, using the default", key, raw)
+            return default
+    if seconds < 0 or (zero_is_forever and seconds == 0):
+        return FOREVER
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -236,7 +225,7 @@ class Config:
         return cls(
             host=parse_host(_var(env, "OLLAMA_HOST")),
             models=Path(models).expanduser() if models else home / "models",
-            keep_alive=_keep_alive(env),
+            keep_alive=_duration(env, "OLLAMA_KEEP_ALIVE", 300.0, zero_is_forever=False),
             num_parallel=max(_int(env, "OLLAMA_NUM_PARALLEL", 0), 0),
             max_loaded_models=max(_int(env, "OLLAMA_MAX_LOADED_MODELS", 0), 0),
             max_queue=_int(env, "OLLAMA_MAX_QUEUE", 512),
@@ -246,7 +235,7 @@ class Config:
             kv_cache_type=_var(env, "OLLAMA_KV_CACHE_TYPE").lower(),
             noprune=_bool(env, "OLLAMA_NOPRUNE"),
             debug=debug,
-            load_timeout=_load_timeout(env),
+            load_timeout=_duration(env, "OLLAMA_LOAD_TIMEOUT", 300.0, zero_is_forever=True),
             nohistory=_bool(env, "OLLAMA_NOHISTORY"),
             go_template=go_template,
             max_transfer_streams=_int(env, "OLLAMA_MAX_TRANSFER_STREAMS", 4),

@@ -50,7 +50,7 @@ from pollama.registry.errors import (
 )
 from pollama.registry.progress import TICK, Progress, transfer
 from pollama.store import Store
-from pollama.store.blobs import storage_error
+from pollama.store.blobs import fsync_dir, storage_error
 
 log = logging.getLogger("pollama.registry")
 
@@ -256,7 +256,7 @@ class BlobDownload:
             self._part_path(part.n).unlink(missing_ok=True)
         os.chmod(self.partial, 0o644)
         os.replace(self.partial, self.path)
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
     async def _stop_transfers(self) -> None:
         """Make the transfer threads stop (after their current chunk) and wait for them."""
@@ -459,15 +459,6 @@ def _preallocate(fd: int, size: int) -> None:
         if err.errno == errno.ENOSPC:
             raise
         os.ftruncate(fd, size)  # filesystems without fallocate: a sparse file, as Ollama
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 _active: dict[str, BlobDownload] = {}

@@ -91,7 +91,7 @@ class BlobWriter:
         if created:
             os.chmod(self.temp_path, 0o644)
             os.replace(self.temp_path, final)
-            _fsync_dir(self._blobs.root)
+            fsync_dir(self._blobs.root)
         else:
             self.temp_path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
@@ -113,7 +113,8 @@ class BlobWriter:
             self.abort()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename in `path` durable (best effort: not every filesystem allows it)."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
         try:
