@@ -500,3 +500,32 @@ def test_create_refuses_bad_parameters_and_missing_blobs(server, smol):
     r = httpx.post(f"{server.url}/api/create", json={"model": "x", "files": {"m.gguf": missing}})
     assert r.status_code == 400 and "not found" in r.json()["error"]
     assert store_files(server) == before
+
+
+def test_cli_starts_a_server_when_none_answers(tmp_path):
+    import os
+    import signal
+    import subprocess
+
+    from tests.helpers import Server
+
+    srv = Server(root=tmp_path / "auto")  # configured, never started by the test
+    try:
+        out = srv.cli("list", timeout=60)
+        assert out.returncode == 0, out.stderr
+        log = srv.home / ".ollama" / "logs" / "server.log"
+        assert f"Started pollama server in the background (log: {log})" in out.stderr
+        assert out.stdout.split() == ["NAME", "ID", "SIZE", "MODIFIED"]
+        assert httpx.get(srv.url).text == "Ollama is running"
+        again = srv.cli("list")
+        assert "Started" not in again.stderr  # the running server answers now
+    finally:
+        pids = subprocess.run(["pgrep", "-f", "pollama serve"], capture_output=True,
+                              text=True).stdout.split()
+        for pid in pids:
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if f"OLLAMA_MODELS={srv.models}".encode() in environ:
+                os.kill(int(pid), signal.SIGTERM)
