@@ -294,3 +294,16 @@ def test_stream_lines_are_ndjson(server, smol):
         lines = [json.loads(line) for line in r.iter_lines() if line]
     assert lines[-1]["done"] is True
     assert lines[0]["created_at"].endswith("Z")
+
+
+def test_load_time_options_reload_the_runner(server, smol):
+    client = server.client()
+    client.generate(model=smol, prompt="", keep_alive=600)
+    [first] = runner_pids(server)
+    client.generate(model=smol, prompt="Hi", options={"num_predict": 2, "temperature": 0.5})
+    assert runner_pids(server) == [first]  # sampling options do not reload
+    client.generate(model=smol, prompt="Hi", options={"num_predict": 2, "num_ctx": 2048})
+    [running] = [m for m in client.ps().models if m.model == smol]
+    assert running.context_length == 2048
+    assert runner_pids(server) != [first] and len(runner_pids(server)) == 1
+    client.generate(model=smol, prompt="", keep_alive=0)
