@@ -195,16 +195,19 @@ def test_four_streams_progress_together(server, smol):
 
 
 def test_cli_run_one_shot_and_pipe(server, smol):
-    out = server.cli("run", smol, "Say hello", env={"OLLAMA_NOHISTORY": "1"}, input="")
+    # A sampled answer of a 135M model may ramble for thousands of tokens: bound it.
+    server.client().create(model="smol-short", from_=smol,
+                           parameters={"num_predict": 24, "temperature": 0})
+    out = server.cli("run", "smol-short", "Say hello", env={"OLLAMA_NOHISTORY": "1"}, input="")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
     assert "\x1b" not in out.stdout
-    piped = server.cli("run", smol, "--verbose", "Summarize this in one word.",
+    piped = server.cli("run", "smol-short", "--verbose", "Summarize this in one word.",
                        input="The quick brown fox jumps over the lazy dog.")
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.strip()
     assert "eval rate:" in piped.stderr and "prompt eval count:" in piped.stderr
-    bad = server.cli("run", smol, "--keepalive", "5", "hi")
+    bad = server.cli("run", "smol-short", "--keepalive", "5", "hi")
     assert bad.returncode == 1 and 'missing unit in duration "5"' in bad.stderr
 
 
