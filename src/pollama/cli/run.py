@@ -85,24 +85,16 @@ def _format_duration(ns: int) -> str:
 def print_stats(final: dict[str, Any], stream: TextIO | None = None) -> None:
     """Ollama's --verbose block (spec RUN-08), on stderr, non-zero fields only."""
     lines = []
-    if final.get("total_duration"):
-        lines.append(f"total duration:       {_format_duration(final['total_duration'])}")
-    if final.get("load_duration"):
-        lines.append(f"load duration:        {_format_duration(final['load_duration'])}")
-    if final.get("prompt_eval_count"):
-        lines.append(f"prompt eval count:    {final['prompt_eval_count']} token(s)")
-    if final.get("prompt_eval_duration"):
-        ns = final["prompt_eval_duration"]
-        lines.append(f"prompt eval duration: {_format_duration(ns)}")
-        rate = final.get("prompt_eval_count", 0) / (ns / 1e9)
-        lines.append(f"prompt eval rate:     {rate:.2f} tokens/s")
-    if final.get("eval_count"):
-        lines.append(f"eval count:           {final['eval_count']} token(s)")
-    if final.get("eval_duration"):
-        ns = final["eval_duration"]
-        lines.append(f"eval duration:        {_format_duration(ns)}")
-        lines.append(f"eval rate:            {final.get('eval_count', 0) / (ns / 1e9):.2f} "
-                     "tokens/s")
+    for label, key in (("total duration", "total_duration"), ("load duration", "load_duration")):
+        if final.get(key):
+            lines.append(f"{label + ':':<22}{_format_duration(final[key])}")
+    for label, prefix in (("prompt eval", "prompt_eval"), ("eval", "eval")):
+        count, ns = final.get(f"{prefix}_count", 0), final.get(f"{prefix}_duration", 0)
+        if count:
+            lines.append(f"{label + ' count:':<22}{count} token(s)")
+        if ns:
+            lines.append(f"{label + ' duration:':<22}{_format_duration(ns)}")
+            lines.append(f"{label + ' rate:':<22}{count / (ns / 1e9):.2f} tokens/s")
     print("\n".join(lines), file=stream or sys.stderr)
 
 
