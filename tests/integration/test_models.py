@@ -443,13 +443,16 @@ def test_startup_prunes_unreferenced_blobs(tmp_path, noprune):
     stale_temp.write_bytes(b"half")
     fresh_orphan = blobs / ("sha256-" + hashlib.sha256(b"new").hexdigest())
     fresh_orphan.write_bytes(b"new")
+    stale_export = srv.models / "export-abc.tar"  # left by a server that died mid-export
+    stale_export.write_bytes(b"tar")
     old = time.time() - 2 * 3600
-    for path in (orphan, stale_temp):
+    for path in (orphan, stale_temp, stale_export):
         os.utime(path, (old, old))
     srv.start()
     try:
         assert orphan.exists() == noprune
         assert stale_temp.exists() == noprune
+        assert stale_export.exists() == noprune
         assert fresh_orphan.exists()  # younger than an hour: maybe an upload in progress
     finally:
         srv.stop()

@@ -6,7 +6,9 @@ manifest references them any more.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from pathlib import Path
 
 from pollama.errors import InvalidModelName, ModelNotFound
@@ -98,3 +100,13 @@ class Store:
         if removed:
             log.info("pruned %d unused blob files", len(removed))
         self.manifests.prune_empty_dirs()
+        self._remove_stale_transfers()
+
+    def _remove_stale_transfers(self, min_age: float = 3600.0) -> None:
+        """Export/import temp tars a dead server left in the store's root (older than an hour)."""
+        now = time.time()
+        for pattern in ("export-*.tar", "import-*.tar"):
+            for path in self.root.glob(pattern):
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime >= min_age:
+                        path.unlink()
