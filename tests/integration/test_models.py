@@ -458,18 +458,12 @@ def test_startup_prunes_unreferenced_blobs(tmp_path, noprune):
         srv.stop()
 
 
-def test_full_disk_during_upload_and_create(tmp_path, smollm2_path):
+def test_full_disk_during_upload_and_create(tmp_path, smollm2_path, small_disk):
     import os
-    import subprocess
 
     from tests.helpers import Server
 
-    mount = tmp_path / "small-disk"
-    mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.strip()}")
+    mount = small_disk
     srv = Server(root=tmp_path / "srv")
     srv.models = mount / "models"
     srv.env["OLLAMA_MODELS"] = str(srv.models)
@@ -490,7 +484,6 @@ def test_full_disk_during_upload_and_create(tmp_path, smollm2_path):
         assert httpx.get(f"{srv.url}/api/tags").json() == {"models": []}
     finally:
         srv.stop()
-        subprocess.run(["umount", str(mount)], capture_output=True)
 
 
 def test_create_refuses_bad_parameters_and_missing_blobs(server, smol):
