@@ -190,7 +190,7 @@ class Inference:
     # -- load / unload ---------------------------------------------------------------------
 
     async def _load_or_unload(self, info: ModelInfo, options: dict[str, Any],
-                              keep_alive: float | None, model: str) -> str:
+                              keep_alive: float | None) -> str:
         if keep_alive == 0:
             self.scheduler.expire(str(info.model.model_path))
             return "unload"
@@ -216,7 +216,7 @@ class Inference:
         if not req.prompt and not req.images:
             if "completion" not in info.capabilities and keep_alive != 0:
                 raise BadRequest(f'"{req.model}" does not support generate')
-            reason = await self._load_or_unload(info, options, keep_alive, req.model)
+            reason = await self._load_or_unload(info, options, keep_alive)
             yield {"model": req.model, "created_at": now_rfc3339(), "response": "",
                    "done": True, "done_reason": reason}
             return
@@ -305,7 +305,7 @@ class Inference:
         options = self.merged_options(info, request_options)
         request_messages = [m.to_dict() for m in (req.messages or [])]
         if not request_messages:
-            reason = await self._load_or_unload(info, options, keep_alive, req.model)
+            reason = await self._load_or_unload(info, options, keep_alive)
             yield {"model": req.model, "created_at": now_rfc3339(),
                    "message": {"role": "assistant", "content": ""}, "done": True,
                    "done_reason": reason}

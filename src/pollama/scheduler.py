@@ -26,7 +26,6 @@ from pollama.errors import BadRequest, QueueFull
 
 log = logging.getLogger("pollama.scheduler")
 
-LOAD_OPTIONS = ("num_ctx", "num_batch", "num_gpu", "num_thread", "use_mmap")
 DEFAULT_NUM_CTX_CPU = 4096
 AUTO_PARALLEL = 4
 
