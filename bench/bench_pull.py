@@ -1,15 +1,16 @@
 """Pull throughput from a local docker-registry, next to `curl` fetching the same blobs.
 
-Two models: SmolLM2-135M (one 98 MB GGUF, downloaded as one part) and a synthetic 600 MB blob
-(6 parts of 100 MB, fetched in parallel). For each, `pollama` pull time (including hashing,
+Two models: SmolLM2-135M (one 98 MB GGUF, one state part) and a synthetic 600 MB blob (6 state
+parts of 100 MB). For each, `pollama` pull time (including hashing,
 fsync and the manifest) against `curl -o` of every blob of the model, in
 the same process and against the same registry. Prints the figures and the ratio
-(pull throughput / curl throughput; target >= 0.9), medians of interleaved runs, each started
-after `sync` so neither pays for the other's disk writeback. A pull fsyncs every blob before
+(pull throughput / curl throughput; target >= 0.9): the median of the per-round ratios of
+interleaved runs (with their range), each run started after `sync` so that neither pays for the
+other's disk writeback. A pull fsyncs every blob before
 naming it; plain curl leaves its bytes in the page cache, so a second baseline, curl followed
 by an fsync of each file, shows what the disk itself allows. Asserts nothing.
 
-    PYTHONPATH=src .venv/bin/python bench/bench_pull.py [--runs 5] [--big-mb 600]
+    PYTHONPATH=src .venv/bin/python bench/bench_pull.py [--runs 7] [--big-mb 600]
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def time_curl(host: str, name: Name, manifest: Manifest, work: Path,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--big-mb", type=int, default=600)
     args = parser.parse_args()
     if shutil.which("curl") is None or shutil.which("docker-registry") is None:
@@ -123,9 +124,13 @@ def main() -> None:
                     pulls.append(time_pull(name, work))
                 curl, durable = statistics.median(curls), statistics.median(durables)
                 pull = statistics.median(pulls)
+                ratios = sorted(c / p for c, p in zip(curls, pulls, strict=True))
+                vs_durable = statistics.median(d / p for d, p in zip(durables, pulls, strict=True))
                 label = f"{name.model}:{name.tag}"
                 print(f"{label:<24}{size:>8.1f}{size / curl:>11.1f}{size / durable:>13.1f}"
-                      f"{size / pull:>11.1f}{curl / pull:>7.2f}{durable / pull:>11.2f}")
+                      f"{size / pull:>11.1f}{statistics.median(ratios):>7.2f}"
+                      f"{vs_durable:>11.2f}"
+                      f"   [{ratios[0]:.2f}..{ratios[-1]:.2f}]")
         finally:
             registry.stop()
 

@@ -7,24 +7,33 @@ leaves (REG-07), so a client that disconnects does not stop another one's pull.
 On disk, as Ollama does it (REG-04/05), so either program resumes the other's download:
 
 - `<blob>-partial`: the bytes, written at their offsets (pre-allocated to the full size);
-- `<blob>-partial-<N>`: JSON `{"N","Offset","Size","Completed"}` of part N, rewritten (atomically)
-  every half second and when the part stops for any reason, so a killed pull re-fetches at most
-  the last half second of each part.
+- `<blob>-partial-<N>`: JSON `{"N","Offset","Size","Completed"}` of part N, where Completed is
+  the length of the part's prefix that is written; rewritten (atomically) every half second and
+  when the download stops for any reason.
 
-Parts are total/16 bytes clamped to [100 MB, 1000 MB], fetched with ranged GETs, 16 at a time.
-A failed part is retried up to 6 times (sleeping 2^n s); one that receives nothing for 30 s is
-"stalled" and restarted without using an attempt. A hasher follows the contiguous downloaded
-prefix while parts arrive, so verification costs little after the last byte. The blob gets its
-final name only after its sha256 equals the digest; on a mismatch the partial files are deleted.
-Disk full (ENOSPC) stops at once and deletes the partial files to give the space back; any other
-failure or a cancellation keeps them for the next attempt.
+Parts are total/16 bytes clamped to [100 MB, 1000 MB] (Ollama's sizes, for the state files).
+The bytes themselves are fetched in chunks of 16-64 MB, in blob order, by a few streams side by
+side, each a ranged GET on a kept-alive connection. In order, so that a hasher can follow the
+written prefix closely and the digest is known soon after the last byte (Ollama fetches its 16
+parts side by side and hashes the whole file afterwards). How many streams adapts to the link
+(`StreamScaler`): a CDN that paces each connection gets up to 16, a fast local registry a few
+(more would only contend for the CPU). Hashed ranges are handed to the kernel's writeback at
+once, so that the fsync before the rename has little left to do.
+
+A failed chunk is retried up to 6 times (sleeping 2^n s); one that receives nothing for 30 s is
+"stalled" and restarted without using an attempt. The blob gets its final name only after its
+sha256 equals the digest; on a mismatch the partial files are deleted. Disk full (ENOSPC) stops
+at once and deletes the partial files to give the space back; any other failure or a
+cancellation keeps them for the next attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
+import ctypes
 import errno
 import hashlib
 import json
@@ -32,23 +41,23 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from pollama.registry import auth
-from pollama.registry.client import RegistryClient
+from pollama.registry.client import USER_AGENT, RegistryClient
 from pollama.registry.errors import (
     BlobDigestMismatch,
+    BlobSizeMismatch,
     MaxRetriesExceeded,
     RegistryError,
-    RemoteNotFound,
     Unauthorized,
 )
 from pollama.registry.progress import TICK, Progress, transfer
+from pollama.registry.ranges import RangeBroken, RangeClient, RangeStalled, ReauthNeeded
 from pollama.store import Store
 from pollama.store.blobs import fsync_dir, storage_error
 
@@ -57,11 +66,16 @@ log = logging.getLogger("pollama.registry")
 NUM_PARTS = 16
 MIN_PART_SIZE = 100 * 1000 * 1000
 MAX_PART_SIZE = 1000 * 1000 * 1000
+FIRST_CHUNK_SIZE = 16 * 1000 * 1000
+MIN_CHUNK_SIZE = 8 * 1000 * 1000
+CHUNK_SECONDS = 1.0
+INITIAL_STREAMS = 1
+MAX_STREAMS = 16  # Ollama's 16 parts at a time
 MAX_RETRIES = 6
 BACKOFF_BASE = 1.0  # seconds; attempt n sleeps BACKOFF_BASE * 2**n
-STATE_INTERVAL = 0.5  # seconds between rewrites of a part's state file
-HASH_BLOCK = 8 << 20
-DIRECT_URL_DEADLINE = 30.0
+STATE_INTERVAL = 0.5  # seconds between rewrites of the state files
+HASH_BLOCK = 8 << 20  # bytes hashed per read
+HASH_STEP = 1 << 20  # bytes the hasher waits for
 SMALL_BLOB = 1 << 20  # blobs up to this size are fetched with one plain GET
 
 
@@ -71,24 +85,138 @@ def part_sizes(total: int) -> list[tuple[int, int]]:
     return [(off, min(size, total - off)) for off in range(0, total, size)]
 
 
+class ChunkCursor:
+    """Hands out the missing bytes of the blob in order, one chunk (ranged GET) at a time.
+
+    A stream asks for about CHUNK_SECONDS of transfer at its own last rate (16 MB to start):
+    long next to a request's round trip, which costs a few ms even on loopback. With several
+    streams, chunks shrink toward the end to what is left over twice the streams (guided
+    scheduling, down to 8 MB), so that the streams finish about together and little is left
+    to hash after the last byte. Chunks never cross parts."""
+
+    def __init__(self, parts: list[Part]) -> None:
+        self._parts = collections.deque(p for p in parts if p.completed < p.size)
+        self._pos = self._parts[0].offset + self._parts[0].completed if self._parts else 0
+        self.remaining = sum(p.size - p.completed for p in self._parts)
+
+    def __bool__(self) -> bool:
+        return self.remaining > 0
+
+    def take(self, streams: int, rate: float | None) -> Chunk:
+        """The next chunk for a stream that last moved `rate` bytes/s (None: not yet)."""
+        part = self._parts[0]
+        size = int(rate * CHUNK_SECONDS) if rate else FIRST_CHUNK_SIZE
+        if streams > 1:
+            size = min(size, -(-self.remaining // (2 * streams)))
+        size = min(max(size, MIN_CHUNK_SIZE), part.offset + part.size - self._pos)
+        chunk = Chunk(self._pos, size)
+        part.chunks.append(chunk)
+        self._pos += size
+        self.remaining -= size
+        if self._pos == part.offset + part.size:
+            self._parts.popleft()
+            if self._parts:
+                self._pos = self._parts[0].offset + self._parts[0].completed
+        return chunk
+
+
+@dataclass
+class Chunk:
+    """One ranged GET's worth of a part; `got` bytes from `offset` on are written."""
+
+    offset: int
+    size: int
+    got: int = 0  # written only by the one thread fetching the chunk
+
+    @property
+    def done(self) -> bool:
+        return self.got >= self.size
+
+
 @dataclass
 class Part:
+    """One state file's range. `completed` is what an earlier attempt left on disk; `chunks`
+    are what this attempt has asked for since, in order."""
+
     n: int
     offset: int
     size: int
     completed: int = 0
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        """Length of the part's prefix that is on disk (out-of-order chunks do not count)."""
+        n = self.completed
+        for chunk in self.chunks:
+            n += chunk.got
+            if not chunk.done:
+                break
+        return n
+
+    @property
+    def received(self) -> int:
+        return self.completed + sum(chunk.got for chunk in self.chunks)
 
     @property
     def done(self) -> bool:
-        return self.completed >= self.size
+        return self.written >= self.size
 
     def to_json(self) -> bytes:
         return json.dumps({"N": self.n, "Offset": self.offset, "Size": self.size,
-                           "Completed": self.completed}, separators=(",", ":")).encode() + b"\n"
+                           "Completed": self.written}, separators=(",", ":")).encode() + b"\n"
 
 
-class PartStalled(Exception):
-    """No byte arrived for STALL_TIMEOUT seconds."""
+class StreamScaler:
+    """How many streams fetch side by side: start with `initial`; double while the doubling
+    raised the throughput by GAIN or more, up to `maximum`; when one did not, go back and stay.
+
+    Each step lets the new streams SETTLE (connect, slow start), then measures for MEASURE
+    seconds. Pure arithmetic on (time, bytes received) so that it can be tested alone."""
+
+    GAIN = 1.15
+    SETTLE = 0.25
+    MEASURE = 0.5
+
+    def __init__(self, now: float, initial: int = INITIAL_STREAMS,
+                 maximum: int = MAX_STREAMS) -> None:
+        self.streams = initial
+        self.maximum = maximum
+        self._rate: float | None = None  # measured with streams // 2 (None: not yet)
+        self._mark: tuple[float, int] | None = None
+        self._step_at = now
+        self.settled = initial >= maximum
+
+    def next_check(self, now: float) -> float | None:
+        """Seconds until `update` has something to do; None once settled."""
+        if self.settled:
+            return None
+        due = self._step_at + self.SETTLE if self._mark is None else \
+            self._mark[0] + self.MEASURE
+        return max(due - now, 0.0)
+
+    def update(self, now: float, received: int) -> int:
+        """The number of streams wanted now."""
+        if self.settled:
+            return self.streams
+        if self._mark is None:
+            if now >= self._step_at + self.SETTLE:
+                self._mark = (now, received)
+            return self.streams
+        start, before = self._mark
+        if now < start + self.MEASURE:
+            return self.streams
+        rate = (received - before) / (now - start)
+        if self._rate is not None and rate < self._rate * self.GAIN:
+            self.streams //= 2  # the doubling did not pay
+            self.settled = True
+        elif self.streams >= self.maximum:
+            self.settled = True
+        else:
+            self._rate = rate
+            self.streams = min(self.streams * 2, self.maximum)
+            self._mark, self._step_at = None, now
+        return self.streams
 
 
 class BlobDownload:
@@ -107,12 +235,13 @@ class BlobDownload:
         self.waiters = 0
         self.task: asyncio.Task[None] | None = None
         self._fd = -1
+        self._url: str | None = None  # where ranges come from, once known
         self._stop = threading.Event()
         self._running: list[concurrent.futures.Future[None]] = []
 
     @property
     def completed(self) -> int:
-        return sum(p.completed for p in self.parts)
+        return sum(p.received for p in self.parts)
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -144,8 +273,11 @@ class BlobDownload:
                 try:
                     self._prepare_from_state()
                     if not self.parts:
-                        await self._prepare_fresh(client)
+                        self._prepare_fresh()
                     await self._download(client)
+                except BlobSizeMismatch:
+                    self._remove_partial()  # its parts were cut for the wrong size
+                    raise
                 except OSError as err:
                     if err.errno == errno.ENOSPC:
                         self._remove_partial()  # give the space back
@@ -189,24 +321,24 @@ class BlobDownload:
         log.info("resuming %s: %d of %d bytes already here", self.digest[7:19], self.completed,
                  self.total)
 
-    async def _prepare_fresh(self, client: RegistryClient) -> None:
-        resp = await client.request("HEAD", client.url("blobs", self.digest))  # REG-03
-        length = resp.headers.get("content-length")
-        if length and length.isdigit() and int(length) > 0:
-            self.total = int(length)  # else the manifest's size
+    def _prepare_fresh(self) -> None:
+        """Parts for the manifest's size; the first range's Content-Range confirms it (where
+        Ollama spends a HEAD on it, REG-03)."""
         self.parts = [Part(i, off, size) for i, (off, size) in enumerate(part_sizes(self.total))]
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         for part in self.parts:
             self._write_state(part)
-        if self.parts:
-            log.info("downloading %s in %d %d-byte part(s)", self.digest[7:19], len(self.parts),
-                     self.parts[0].size)
 
     def _write_state(self, part: Part) -> None:
         path = self._part_path(part.n)
         temp = path.with_name(f".{path.name}.tmp")
         temp.write_bytes(part.to_json())
         os.replace(temp, path)
+
+    def _write_states(self) -> None:
+        for part in self.parts:
+            with contextlib.suppress(OSError):
+                self._write_state(part)
 
     def _remove_partial(self) -> None:
         for path in self.partial.parent.glob(f"{self.partial.name}*"):
@@ -218,33 +350,27 @@ class BlobDownload:
         self._fd = os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             _preallocate(self._fd, self.total)
-            pending = [p for p in self.parts if not p.done]
-            if pending:
-                url, with_auth = await self._direct_url(client)
-                limit = asyncio.Semaphore(NUM_PARTS)
-                http = client.sync_client()
-
-                async def one(part: Part) -> None:
-                    async with limit:
-                        await self._part_with_retries(client, http, url, with_auth, part)
-
-                hasher = asyncio.ensure_future(self._hash_along())
-                try:
-                    await _all_or_nothing([one(p) for p in pending])
-                    got = await hasher
-                finally:
-                    hasher.cancel()
-                    await self._stop_transfers()
-                    http.close()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await hasher
-                    for part in self.parts:
-                        with contextlib.suppress(OSError):
-                            self._write_state(part)
-            else:
-                h = hashlib.sha256()
-                await asyncio.to_thread(_hash_range, self.partial, h, 0, self.total)
-                got = f"sha256:{h.hexdigest()}"
+            cursor = ChunkCursor(self.parts)
+            stop_hashing = threading.Event()
+            hasher = asyncio.get_running_loop().run_in_executor(_executor(), self._hash_along,
+                                                                stop_hashing)
+            try:
+                if cursor:
+                    log.info("downloading %s: %d of %d bytes", self.digest[7:19],
+                             cursor.remaining, self.total)
+                    ranges = RangeClient(USER_AGENT)
+                    try:
+                        await self._fetch_in_order(
+                            cursor, lambda c: self._chunk_with_retries(client, ranges, c))
+                    finally:
+                        await self._stop_transfers()
+                        ranges.close()
+                        self._write_states()
+                got = await asyncio.shield(hasher)
+            finally:
+                stop_hashing.set()  # and wait: the thread reads the file
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await hasher
             if got != self.digest:
                 self._remove_partial()
                 raise BlobDigestMismatch(self.digest, got)
@@ -258,61 +384,78 @@ class BlobDownload:
         os.replace(self.partial, self.path)
         fsync_dir(self.path.parent)
 
+    async def _fetch_in_order(self, cursor: ChunkCursor,
+                              fetch: Callable[[Chunk], Awaitable[None]]) -> None:
+        """Fetch the cursor's chunks with as many streams as `StreamScaler` finds worth it;
+        rewrite the state files every STATE_INTERVAL; the first failure stops everything."""
+        streams: set[asyncio.Task[None]] = set()
+        scaler = StreamScaler(time.monotonic(), INITIAL_STREAMS)
+        wanted = scaler.streams
+
+        async def stream() -> None:
+            rate = None
+            while cursor and len(streams) <= wanted:
+                chunk = cursor.take(wanted, rate)
+                start = time.monotonic()
+                await fetch(chunk)
+                rate = chunk.size / max(time.monotonic() - start, 1e-3)
+
+        def spawn() -> None:
+            for _ in range(wanted - len(streams)):
+                if cursor:
+                    streams.add(asyncio.ensure_future(stream()))
+
+        try:
+            spawn()
+            last_state = time.monotonic()
+            while streams:
+                now = time.monotonic()
+                timeout = min(x for x in (scaler.next_check(now), STATE_INTERVAL) if x is not None)
+                done, _ = await asyncio.wait(streams, timeout=timeout,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    streams.discard(task)
+                    task.result()
+                now = time.monotonic()
+                if now - last_state >= STATE_INTERVAL:
+                    self._write_states()
+                    last_state = now
+                wanted = scaler.update(now, self.completed)
+                spawn()
+        finally:
+            for task in streams:
+                task.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
+
     async def _stop_transfers(self) -> None:
-        """Make the transfer threads stop (after their current chunk) and wait for them."""
+        """Make the transfer threads stop (after their current read) and wait for them."""
         self._stop.set()
         running = [asyncio.wrap_future(f) for f in self._running if not f.done()]
         if running:
             await asyncio.wait(running)
 
-    async def _direct_url(self, client: RegistryClient) -> tuple[str, bool]:
-        """Where the ranges come from: the first other-host redirect target (no auth), or the
-        registry URL itself. Resolved with a 1-byte GET, retried for up to 30 s."""
-        url = client.url("blobs", self.digest)
-        deadline = time.monotonic() + DIRECT_URL_DEADLINE
-        delay = 0.1
-        while True:
-            try:
-                async with client.stream("GET", url, headers={"Range": "bytes=0-0"},
-                                         follow="same-host") as resp:
-                    location = resp.headers.get("location")
-                    if resp.status_code in (301, 302, 303, 307, 308) and location:
-                        return str(resp.url.join(location)), False
-                    if resp.status_code == 206:
-                        await resp.aread()  # one byte; lets the connection be reused
-                    if resp.status_code in (200, 206):
-                        return str(resp.url), True
-                    raise RegistryError(f"unexpected status code {resp.status_code}")
-            except (httpx.TransportError, RegistryError) as err:
-                if isinstance(err, RegistryError) and not err.transient:
-                    raise
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("failed to get direct URL; backing off and retrying: %s", err)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    async def _part_with_retries(self, client: RegistryClient, http: httpx.Client, url: str,
-                                 with_auth: bool, part: Part) -> None:
+    async def _chunk_with_retries(self, client: RegistryClient, ranges: RangeClient,
+                                  chunk: Chunk) -> None:
         tries = 0
         while True:
+            url = self._url or client.url("blobs", self.digest)
             headers = {"Authorization": client.authorization} \
-                if with_auth and client.authorization else {}
-            future = _executor().submit(self._fetch_part, http, url, headers, part)
+                if client.same_host(url) and client.authorization else {}
+            future = _executor().submit(self._fetch_chunk, ranges, url, headers, chunk)
             self._running.append(future)  # kept: a cancelled await leaves the thread running
             try:
                 await asyncio.wrap_future(future)
                 return
-            except PartStalled:
-                log.info("%s part %d stalled; retrying. If this persists, press ctrl-c to exit, "
+            except RangeStalled:
+                log.info("%s at %d stalled; retrying. If this persists, press ctrl-c to exit, "
                          "then 'pollama pull' to find a faster connection.", self.digest[7:19],
-                         part.n)
+                         chunk.offset + chunk.got)
                 continue
-            except (httpx.TransportError, RegistryError, _ShortRead, _Reauth) as err:
+            except (RangeBroken, RegistryError, ReauthNeeded) as err:
                 if isinstance(err, RegistryError) and not err.transient:
                     raise
                 tries += 1
-                if isinstance(err, _Reauth):
+                if isinstance(err, ReauthNeeded):
                     if tries >= 2:
                         raise Unauthorized() from None
                     await client.authenticate(auth.parse_challenge(err.challenge), url)
@@ -320,133 +463,98 @@ class BlobDownload:
                 if tries >= MAX_RETRIES:
                     raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err
                 sleep = BACKOFF_BASE * 2 ** (tries - 1)
-                log.info("%s part %d attempt %d failed: %s, retrying in %ss", self.digest[7:19],
-                         part.n, tries - 1, err, sleep)
+                log.info("%s at %d: attempt %d failed: %s, retrying in %ss", self.digest[7:19],
+                         chunk.offset + chunk.got, tries - 1, err, sleep)
                 await asyncio.sleep(sleep)
 
-    def _fetch_part(self, http: httpx.Client, url: str, headers: dict[str, str],
-                    part: Part) -> None:
-        """Fetch the rest of one part into the partial file (runs in a worker thread)."""
-        start, end = part.offset + part.completed, part.offset + part.size - 1
-        last_state = time.monotonic()
-        try:
-            with http.stream("GET", url, headers={**headers, "Range": f"bytes={start}-{end}"},
-                             follow_redirects=True) as resp:
-                if resp.status_code == 401 and headers:
-                    raise _Reauth(resp.headers.get("www-authenticate", ""))
-                if resp.status_code == 404:
-                    raise RemoteNotFound()
-                if resp.status_code >= 400:
-                    text = resp.read().decode("utf-8", errors="replace")
-                    raise RegistryError(f"{resp.status_code}: {text}", resp.status_code)
-                if resp.status_code != 206 and not (resp.status_code == 200 and start == 0):
-                    raise RegistryError(f"unexpected status code {resp.status_code} for a range")
-                pos = start
-                for chunk in resp.iter_raw():
-                    if self._stop.is_set():
-                        return
-                    room = end + 1 - pos
-                    if len(chunk) > room:
-                        chunk = chunk[:room]
-                    written = os.pwrite(self._fd, chunk, pos)
-                    pos += written
-                    part.completed += written
-                    if pos > end:
-                        break
-                    now = time.monotonic()
-                    if now - last_state >= STATE_INTERVAL:
-                        self._write_state(part)
-                        last_state = now
-        except httpx.ReadTimeout as err:
-            raise PartStalled() from err
-        finally:
-            with contextlib.suppress(OSError):
-                self._write_state(part)
-        if not part.done:
-            raise _ShortRead(f"unexpected EOF after {part.completed} of {part.size} bytes")
+    def _fetch_chunk(self, ranges: RangeClient, url: str, headers: dict[str, str],
+                     chunk: Chunk) -> None:
+        """Fetch the rest of one chunk into the partial file (runs in a worker thread)."""
 
-    async def _hash_along(self) -> str:
-        """Hash the contiguous downloaded prefix as it grows; returns `sha256:<hex>`.
+        def write(data: memoryview, offset: int) -> None:
+            _pwrite_all(self._fd, data, offset)
+            chunk.got += len(data)
 
-        Hashed ranges are also flushed to disk in the background, so that the fsync before the
-        rename has little left to do."""
+        start = chunk.offset + chunk.got
+        served_by, total = ranges.fetch(url, start, chunk.offset + chunk.size - 1, headers,
+                                        write, self._stop)
+        if total is not None and total != self.total:
+            raise BlobSizeMismatch(self.digest, self.total, total)
+        # The first answer names the direct URL (a CDN's, after a redirect): later ranges go
+        # straight there (REG-04).
+        self._url = served_by
+
+    def _hash_along(self, stop: threading.Event) -> str:
+        """Hash the written prefix of the blob as it grows; returns `sha256:<hex>`, or "" when
+        stopped. Runs in a thread of its own that looks every millisecond (an asyncio hop per
+        step lags behind a fast link), with its own descriptor. Hashed ranges are handed to
+        the kernel's writeback at once, so that the fsync at the end has little left to do."""
         h = hashlib.sha256()
-        pos = 0
-        flush: asyncio.Future[None] | None = None
+        buffer = memoryview(bytearray(HASH_BLOCK))
+        fd = os.open(self.partial, os.O_RDONLY)
         try:
+            pos = 0
             while pos < self.total:
+                if stop.is_set():
+                    return ""
                 frontier = self._frontier()
-                if frontier - pos >= HASH_BLOCK or frontier == self.total:
-                    pos = await asyncio.to_thread(_hash_range, self.partial, h, pos, frontier)
-                    if flush is None or flush.done():
-                        flush = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, self._fd))
-                else:
-                    await asyncio.sleep(0.005)
+                if frontier - pos < HASH_STEP and frontier < self.total:
+                    time.sleep(0.001)
+                    continue
+                n = os.preadv(fd, [buffer[:min(frontier - pos, HASH_BLOCK)]], pos)
+                if n <= 0:
+                    raise OSError(errno.EIO, f"{self.partial} is shorter than expected")
+                h.update(buffer[:n])
+                _start_writeback(fd, pos, n)
+                pos += n
+            return f"sha256:{h.hexdigest()}"
         finally:
-            if flush is not None:
-                with contextlib.suppress(OSError):
-                    await asyncio.shield(flush)
-        return f"sha256:{h.hexdigest()}"
+            os.close(fd)
 
     def _frontier(self) -> int:
         for part in self.parts:
             if not part.done:
-                return part.offset + part.completed
+                return part.offset + part.written
         return self.total
-
-
-class _ShortRead(Exception):
-    """The body ended before the part was complete (resumable)."""
-
-
-class _Reauth(Exception):
-    """The registry wants new credentials (a token expired) for a ranged GET."""
-
-    def __init__(self, challenge: str) -> None:
-        super().__init__("401: token expired")
-        self.challenge = challenge
 
 
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads for part transfers: sync httpx there moves bytes ~1.5x faster than asyncio."""
+    """Threads for chunk transfers and hashers (blocking reads and writes of big buffers)."""
     global _pool
     if _pool is None:
-        _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * NUM_PARTS,
+        _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * MAX_STREAMS,
                                                       thread_name_prefix="pollama-pull")
     return _pool
 
 
-async def _all_or_nothing(coros: list[Coroutine[Any, Any, None]]) -> None:
-    """Run all; on the first failure cancel the rest and raise that failure."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """Linux's sync_file_range(2), which Python's os module lacks; None elsewhere."""
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for task in done:
-            if task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
 
 
-def _hash_range(path: Path, h: Any, start: int, end: int) -> int:
-    """Feed bytes [start, end) of `path` into `h` (in a worker thread: it has its own fd)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        pos = start
-        while pos < end:
-            data = os.pread(fd, min(HASH_BLOCK, end - pos), pos)
-            if not data:
-                raise OSError(errno.EIO, f"{path} is shorter than expected")
-            h.update(data)
-            pos += len(data)
-        return pos
-    finally:
-        os.close(fd)
+_SYNC_FILE_RANGE = _sync_file_range()
+SYNC_FILE_RANGE_WRITE = 2
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a range to disk without waiting (a hint: failures show at the fsync)."""
+    if _SYNC_FILE_RANGE is not None:
+        _SYNC_FILE_RANGE(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _preallocate(fd: int, size: int) -> None:

@@ -6,7 +6,8 @@
     │   │   └── ManifestNotFound "pull model manifest: file does not exist"
     │   ├── Unauthorized         "unauthorized: access denied"
     │   ├── MaxRetriesExceeded   "max retries exceeded: <last error>"
-    │   └── BlobDigestMismatch   "digest mismatch, file must be downloaded again: want .., got .."
+    │   ├── BlobDigestMismatch   "digest mismatch, file must be downloaded again: want .., got .."
+    │   └── BlobSizeMismatch     the registry's blob is not the size its manifest says
     ├── InsecureProtocol         "insecure protocol http" (an http:// name without insecure)
     ├── LocalManifestMissing     push of a model that is not in the store
     └── BadRequest
@@ -73,6 +74,14 @@ class BlobDigestMismatch(RegistryError):
 
     def __init__(self, want: str, got: str) -> None:
         super().__init__(f"digest mismatch, file must be downloaded again: want {want}, got {got}")
+
+
+class BlobSizeMismatch(RegistryError):
+    """The registry's Content-Range total differs from the manifest's size for a blob."""
+
+    def __init__(self, digest: str, want: int, got: int) -> None:
+        super().__init__(f"blob {digest} is {got} bytes on the registry, but its manifest "
+                         f"says {want}")
 
 
 class InsecureProtocol(PollamaError):

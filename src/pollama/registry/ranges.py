@@ -1,0 +1,233 @@
+"""Ranged GETs of blob bytes, on the standard library's `http.client`.
+
+The bulk of a pull goes through here rather than through httpx: `readinto` one reused buffer
+costs about a third of the CPU of a new bytes object per read through h11, and on a fast link
+the CPU is the limit (bench/bench_pull.py). Kept-alive connections are pooled per origin;
+redirects are followed, with Authorization sent to the first host only; HTTP_PROXY,
+HTTPS_PROXY and NO_PROXY are honoured as httpx and Go do (loopback never goes through a proxy).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import ipaddress
+import threading
+import urllib.request
+from collections.abc import Callable
+from urllib.parse import unquote, urljoin, urlsplit
+
+from pollama.registry.client import MAX_REDIRECTS, REDIRECT_CODES, STALL_TIMEOUT, ssl_context
+from pollama.registry.errors import RegistryError, RemoteNotFound
+
+READ_SIZE = 1 << 20
+
+Sink = Callable[[memoryview, int], None]
+
+
+class RangeStalled(Exception):
+    """No byte arrived for STALL_TIMEOUT seconds."""
+
+
+class RangeBroken(Exception):
+    """The connection failed or the body ended early; the range can be asked for again."""
+
+
+class ReauthNeeded(Exception):
+    """The registry answered 401 (a token expired); `challenge` is its WWW-Authenticate."""
+
+    def __init__(self, challenge: str) -> None:
+        super().__init__("401: token expired")
+        self.challenge = challenge
+
+
+class RangeClient:
+    """A pool of kept-alive connections for ranged GETs, shared by the transfer threads."""
+
+    def __init__(self, user_agent: str) -> None:
+        self.user_agent = user_agent
+        self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def fetch(self, url: str, start: int, end: int, headers: dict[str, str], sink: Sink,
+              stop: threading.Event) -> tuple[str, int | None]:
+        """GET bytes [start, end] of `url` and hand them to `sink(view, offset)` in order
+        (all of them, unless `stop` is set).
+
+        Returns the URL that served them (after redirects) and the size of the whole blob as
+        the answer gave it (None if it did not)."""
+        first_host = urlsplit(url).hostname
+        headers = {**headers, "Range": f"bytes={start}-{end}", "User-Agent": self.user_agent}
+        redirects = 0
+        fresh = False
+        while redirects <= MAX_REDIRECTS:
+            parts = urlsplit(url)
+            key = (parts.scheme, parts.hostname or "", parts.port or
+                   (443 if parts.scheme == "https" else 80))
+            conn, reused = self._take(key, fresh)
+            reusable = False
+            try:
+                target, extra = self._target(conn, url, parts.path or "/", parts.query)
+                try:
+                    conn.request("GET", target, headers={**headers, **extra})
+                    resp = conn.getresponse()
+                except (OSError, http.client.HTTPException):
+                    if not reused:
+                        raise
+                    fresh = True  # the server closed the idle connection: one more, new
+                    continue
+                fresh = False
+                if resp.status in REDIRECT_CODES and resp.getheader("location"):
+                    resp.read()
+                    reusable = not resp.will_close
+                    location = urljoin(url, resp.getheader("location", ""))
+                    if urlsplit(location).hostname != parts.hostname:
+                        headers.pop("Authorization", None)
+                    url = location
+                    redirects += 1
+                    continue
+                if resp.status == 401 and parts.hostname == first_host:
+                    resp.read()
+                    reusable = not resp.will_close
+                    raise ReauthNeeded(resp.getheader("www-authenticate", ""))
+                if resp.status == 404:
+                    raise RemoteNotFound()
+                if resp.status >= 400:
+                    text = resp.read(4096).decode("utf-8", errors="replace")
+                    raise RegistryError(f"{resp.status}: {text}", resp.status)
+                if resp.status != 206 and not (resp.status == 200 and start == 0):
+                    raise RegistryError(f"unexpected status code {resp.status} for a range")
+                total = _total_size(resp, start)
+                got = _read_body(resp, start, end, sink, stop)
+                reusable = got == end + 1 - start and not resp.will_close
+                return url, total
+            except TimeoutError as err:
+                raise RangeStalled() from err
+            except (OSError, http.client.HTTPException) as err:
+                raise RangeBroken(f"GET {url}: {err or type(err).__name__}") from err
+            finally:
+                self._give_back(key, conn, reusable)
+        raise RegistryError(f"maximum redirects exceeded ({MAX_REDIRECTS}) for directURL")
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+    def _take(self, key: tuple[str, str, int],
+              fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        """An idle connection to the origin (unless `fresh`) or a new one; and whether it
+        was idle."""
+        if not fresh:
+            with self._lock:
+                idle = self._idle.get(key)
+                if idle:
+                    return idle.pop(), True
+        return self._connect(*key), False
+
+    @staticmethod
+    def _connect(scheme: str, host: str, port: int) -> http.client.HTTPConnection:
+        proxy = _proxy_for(scheme, host)
+        if proxy is None:
+            if scheme == "https":
+                return http.client.HTTPSConnection(host, port, timeout=STALL_TIMEOUT,
+                                                   context=ssl_context())
+            return http.client.HTTPConnection(host, port, timeout=STALL_TIMEOUT)
+        proxy_host, proxy_port, auth = proxy
+        if scheme == "https":  # a CONNECT tunnel through the proxy
+            conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=STALL_TIMEOUT,
+                                               context=ssl_context())
+            conn.set_tunnel(host, port, headers=auth)
+            return conn
+        return http.client.HTTPConnection(proxy_host, proxy_port, timeout=STALL_TIMEOUT)
+
+    @staticmethod
+    def _target(conn: http.client.HTTPConnection, url: str, path: str,
+                query: str) -> tuple[str, dict[str, str]]:
+        """The request target: the absolute URL (and proxy credentials) for a plain-http proxy,
+        else the path."""
+        if not isinstance(conn, http.client.HTTPSConnection):
+            proxy = _proxy_for(urlsplit(url).scheme, urlsplit(url).hostname or "")
+            if proxy is not None:
+                return url, proxy[2]
+        return f"{path}?{query}" if query else path, {}
+
+    def _give_back(self, key: tuple[str, str, int], conn: http.client.HTTPConnection,
+                   reusable: bool) -> None:
+        if reusable:
+            with self._lock:
+                if not self._closed:
+                    self._idle.setdefault(key, []).append(conn)
+                    return
+        conn.close()
+
+
+def _read_body(resp: http.client.HTTPResponse, start: int, end: int, sink: Sink,
+               stop: threading.Event) -> int:
+    """Read the body into one reused buffer; returns the bytes read (fewer only on `stop`)."""
+    buffer = memoryview(bytearray(READ_SIZE))
+    pos, want = start, end + 1 - start
+    while pos <= end:
+        if stop.is_set():
+            resp.close()
+            return pos - start
+        n = resp.readinto(buffer[:min(READ_SIZE, end + 1 - pos)])
+        if not n:
+            raise RangeBroken(f"unexpected EOF after {pos - start} of {want} bytes")
+        sink(buffer[:n], pos)
+        pos += n
+    if resp.read(1):
+        raise RegistryError("the registry sent more than the range asked for")
+    return want
+
+
+def _total_size(resp: http.client.HTTPResponse, start: int) -> int | None:
+    """The blob's size from `Content-Range: bytes <start>-<end>/<size>` (or a 200's
+    Content-Length); None when the answer does not say. A range that starts elsewhere than
+    asked is refused."""
+    if resp.status == 200:
+        length = resp.getheader("content-length", "")
+        return int(length) if length.isdigit() else None
+    header = resp.getheader("content-range", "")
+    unit, _, spec = header.partition(" ")
+    span, _, size = spec.partition("/")
+    first = span.partition("-")[0]
+    if unit != "bytes" or not first.isdigit():
+        return None
+    if int(first) != start:
+        raise RegistryError(f"the registry answered a range for {header!r} to one from {start}")
+    return int(size) if size.isdigit() else None
+
+
+def _proxy_for(scheme: str, host: str) -> tuple[str, int, dict[str, str]] | None:
+    """(host, port, Proxy-Authorization header) of the proxy the environment names for this
+    URL, or None. Only http:// proxies are spoken."""
+    if _is_loopback(host):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"
+    parts = urlsplit(proxy)
+    if parts.scheme != "http" or not parts.hostname:
+        raise RegistryError(f"unsupported proxy for downloads: {parts.scheme}:// (use http://)")
+    auth: dict[str, str] = {}
+    if parts.username is not None:
+        user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        auth["Proxy-Authorization"] = "Basic " + base64.b64encode(user_pass.encode()).decode()
+    return parts.hostname, parts.port or 80, auth
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
