@@ -83,8 +83,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None) -> Registry:
-    """Start docker-registry in `workdir`; skips the test if the binaries are missing."""
+def start_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None,
+                   address: str = "127.0.0.1") -> Registry:
+    """Start docker-registry in `workdir`, listening on `address`; skips the test if the
+    binaries are missing."""
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.skip("docker-registry is not installed (Debian package docker-registry)")
@@ -107,14 +109,14 @@ def start_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None) ->
         "version: 0.1\n"
         "log:\n  level: warn\n  formatter: text\n  accesslog:\n    disabled: false\n"
         f"storage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: pollama-test-secret\n"
+        f"http:\n  addr: {address}:{port}\n  secret: pollama-test-secret\n"
         + auth)
     log_path = workdir / "registry.log"
     log = open(log_path, "wb")  # noqa: SIM115 - the process keeps it
     process = subprocess.Popen([binary, "serve", str(config)], stdout=log,
                                stderr=subprocess.STDOUT)
     log.close()
-    registry = Registry(f"127.0.0.1:{port}", root, log_path, process, htpasswd)
+    registry = Registry(f"{address}:{port}", root, log_path, process, htpasswd)
     deadline = time.monotonic() + 20
     while True:
         if process.poll() is not None:
@@ -149,15 +151,25 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
 # -- a throttling, counting TCP proxy -------------------------------------------------------------
 
 
+LINK_BURST = 256 * 1024
+
+
 class Proxy:
-    """Forwards 127.0.0.1:<port> to the registry; counts (and optionally paces) bytes sent back."""
+    """Forwards 127.0.0.1:<port> to the registry; counts (and optionally paces) bytes sent back.
+
+    `rate` paces the whole link (all connections share it, as on a slow line);
+    `connection_rate` paces each connection alone (as a CDN that caps every connection)."""
 
     def __init__(self, target: str, rate: float | None = None,
-                 cut_after: int | None = None) -> None:
+                 cut_after: int | None = None, connection_rate: float | None = None) -> None:
         self.target = target.split(":")
         self.rate = rate
+        self.connection_rate = connection_rate
         self.cut_after = cut_after  # drop the first connection that passes this many bytes
         self.down = 0
+        self.open = 0  # connections open now, and the most at once
+        self.most_open = 0
+        self._link_free_at = 0.0  # when the shared link has sent what it was given
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.host = f"127.0.0.1:{self._sock.getsockname()[1]}"
@@ -170,6 +182,9 @@ class Proxy:
             except OSError:
                 return
             upstream = socket.create_connection((self.target[0], int(self.target[1])))
+            with self._lock:
+                self.open += 1
+                self.most_open = max(self.most_open, self.open)
             threading.Thread(target=self._pump, args=(client, upstream, False),
                              daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, True),
@@ -177,9 +192,10 @@ class Proxy:
 
     def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
         passed = 0
+        paced = self.rate or self.connection_rate
         try:
             while True:
-                data = src.recv(16384 if self.rate else 262144)
+                data = src.recv(16384 if paced else 262144)
                 if not data:
                     break
                 passed += len(data)
@@ -189,12 +205,23 @@ class Proxy:
                 if down:
                     with self._lock:
                         self.down += len(data)
-                    if self.rate:
-                        time.sleep(len(data) / self.rate)
+                        now = time.monotonic()
+                        if self.rate:  # a token bucket: time lost to a late wake-up is
+                            # made up (up to 256 KiB), so one connection can fill the line
+                            self._link_free_at = max(self._link_free_at,
+                                                     now - LINK_BURST / self.rate) + \
+                                len(data) / self.rate
+                        until = self._link_free_at if self.rate else now
+                    if self.connection_rate:
+                        until = max(until, now + len(data) / self.connection_rate)
+                    time.sleep(max(until - now, 0))
                 dst.sendall(data)
         except OSError:
             pass
         finally:
+            if down:
+                with self._lock:
+                    self.open -= 1
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)

@@ -16,7 +16,9 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -60,7 +62,7 @@ from pollama.store.manifest import (
     MEDIA_TEMPLATE,
     Layer,
 )
-from tests.integration.registry_fixture import Proxy, Registry, start_registry
+from tests.integration.registry_fixture import Proxy, Registry, free_port, start_registry
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -721,3 +723,101 @@ def test_registry_fixture_starts_and_stops(tmp_path: Path) -> None:
     finally:
         reg.stop()
     assert reg.process.returncode is not None
+
+
+# -- how the bytes travel ---------------------------------------------------------------------
+
+
+def test_streams_grow_where_each_connection_is_capped_but_not_on_a_shared_line(
+        model_store: Store, registry: Registry, proxies: list[Proxy], tmp_path: Path) -> None:
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    capped = Proxy(registry.host, connection_rate=8 * MIB)  # a CDN that caps each connection
+    line = Proxy(registry.host, rate=32 * MIB)  # one slow line, whatever the connections
+    proxies += [capped, line]
+    for proxy in (capped, line):
+        via = parse(f"{proxy.host}/test/smollm2:135m")
+        store = Store(tmp_path / f"models-{proxy.host.rsplit(':', 1)[1]}")
+        run(pull_model(store, via, insecure=True, progress=lambda e: None))
+        same_model(model_store, name, store, via)
+    # Connections: the pull's own (manifest, small blobs) plus one per stream.
+    assert capped.most_open >= 1 + 4  # doubled while each doubling paid
+    assert line.most_open <= 1 + 2  # one doubling tried, no gain, taken back
+
+
+def test_a_blob_of_another_size_than_its_manifest_says_is_refused(
+        model_store: Store, registry: Registry, tmp_path: Path) -> None:
+    name = tag(model_store, registry.host, "test/wrongsize:latest")
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    digest = model_digest(model_store)
+    stored = json.loads(model_store.manifests.path(name).read_bytes())
+    for layer in stored["layers"]:
+        if layer["digest"] == digest:
+            layer["size"] += 1
+    raw = json.dumps(stored).encode()
+    resp = httpx.put(f"{registry.url}/v2/test/wrongsize/manifests/latest", content=raw,
+                     headers={"Content-Type": stored["mediaType"]})
+    assert resp.status_code == 201, resp.text
+    store = Store(tmp_path / "models")
+    with pytest.raises(RegistryError, match=r"is \d+ bytes on the registry, but its manifest "
+                                            r"says \d+$"):
+        run(pull_model(store, name, insecure=True, progress=lambda e: None))
+    assert not store.blobs.exists(digest)
+    assert leftovers(store) == []
+    assert store.manifests.read(name) is None
+
+
+def outward_address() -> str | None:
+    """This machine's address on its default route (no packet is sent), if it has one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address = s.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def test_pull_goes_through_the_http_proxy_the_environment_names(
+        model_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tinyproxy = shutil.which("tinyproxy")
+    if tinyproxy is None:
+        pytest.skip("tinyproxy is not installed (Debian package tinyproxy)")
+    address = outward_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback (loopback never goes through "
+                    "a proxy)")
+    registry = start_registry(tmp_path / "registry", address=address)
+    try:
+        name = tag(model_store, registry.host)
+        run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+        port = free_port()
+        log = tmp_path / "tinyproxy.log"
+        conf = tmp_path / "tinyproxy.conf"
+        conf.write_text(f"Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 50\n"
+                        f"LogFile \"{log}\"\nLogLevel Info\nAllow 127.0.0.1\n")
+        proc = subprocess.Popen([tinyproxy, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline
+                    time.sleep(0.05)
+            for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+                monkeypatch.delenv(var, raising=False)
+            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+            store = Store(tmp_path / "models")
+            run(pull_model(store, name, insecure=True, progress=lambda e: None))
+            same_model(model_store, name, store, name)
+            seen = log.read_text(errors="replace")
+            assert f"GET http://{registry.host}/v2/test/smollm2/blobs/" \
+                   f"{model_digest(model_store)}" in seen  # the big blob came via the proxy
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    finally:
+        registry.stop()
