@@ -3,24 +3,37 @@
 Each registry gets a free loopback port, its own storage directory and a log file; the access
 log (combined log format) lets a test count the bytes the registry served. With `htpasswd`, the
 registry asks for HTTP basic credentials (a bcrypt file made by `htpasswd -Bbn`, Debian
-`apache2-utils`). Tests skip with a reason when a binary is missing; CI installs both.
+`apache2-utils`); with a `TokenService`, for bearer tokens from it (Docker's token auth).
+Tests skip with a reason when a binary is missing; CI installs both.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime
+import http.server
+import json
+import os
 import re
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
 
 _ACCESS = re.compile(r'^\S+ \S+ \S+ \[[^\]]+\] "(\w+) (\S+) [^"]*" (\d{3}) (\d+|-)')
 
@@ -84,9 +97,9 @@ def free_port() -> int:
 
 
 def start_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None,
-                   address: str = "127.0.0.1") -> Registry:
+                   tokens: TokenService | None = None, address: str = "127.0.0.1") -> Registry:
     """Start docker-registry in `workdir`, listening on `address`; skips the test if the
-    binaries are missing."""
+    binaries are missing. With `tokens`, the registry wants bearer tokens from that service."""
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.skip("docker-registry is not installed (Debian package docker-registry)")
@@ -104,6 +117,9 @@ def start_registry(workdir: Path, *, htpasswd: tuple[str, str] | None = None,
         (workdir / "htpasswd").write_text(line + "\n")
         auth = (f"auth:\n  htpasswd:\n    realm: pollama-test\n"
                 f"    path: {workdir / 'htpasswd'}\n")
+    if tokens is not None:
+        auth = (f"auth:\n  token:\n    realm: {tokens.url}/token\n    service: {tokens.SERVICE}\n"
+                f"    issuer: {tokens.ISSUER}\n    rootcertbundle: {tokens.cert_path}\n")
     config = workdir / "config.yml"
     config.write_text(
         "version: 0.1\n"
@@ -146,6 +162,91 @@ def auth_registry(tmp_path: Path) -> Iterator[Registry]:
     reg = start_registry(tmp_path / "auth-registry", htpasswd=("tester", "s3cret-pass"))
     yield reg
     reg.stop()
+
+
+# -- a Docker token service ---------------------------------------------------------------------
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenService:
+    """The token server of Docker's token auth (as Harbor, GitLab or Docker Hub run one):
+    `GET /token?service=..&scope=..` with HTTP basic credentials answers `{"token": <JWT>}`,
+    an ES256 JWT whose x5c certificate the registry trusts (its `rootcertbundle`)."""
+
+    SERVICE = "pollama-test-registry"
+    ISSUER = "pollama-test-issuer"
+
+    def __init__(self, workdir: Path, users: dict[str, str], lifetime: float = 300) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.users = users
+        self.lifetime = lifetime
+        self.granted: list[str] = []  # the scopes of every token given out
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pollama test tokens")])
+        now = datetime.datetime.now(datetime.UTC)
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - datetime.timedelta(days=1))
+                .not_valid_after(now + datetime.timedelta(days=1))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(self._key, hashes.SHA256()))
+        self.cert_path = workdir / "token-cert.pem"
+        self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        self._x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                status, body = service._answer(self.path, self.headers.get("Authorization", ""))
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer(self, path: str, authorization: str) -> tuple[int, bytes]:
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        try:
+            user, _, password = base64.b64decode(
+                authorization.removeprefix("Basic ")).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            user, password = "", ""
+        if not authorization.startswith("Basic ") or self.users.get(user) != password:
+            return 401, b'{"details":"incorrect username or password"}'
+        access = []
+        for scope in query.get("scope", []):
+            kind, name, actions = scope.split(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+            self.granted.append(scope)
+        return 200, json.dumps({"token": self._jwt(user, access)}).encode()
+
+    def _jwt(self, user: str, access: list[dict[str, Any]]) -> str:
+        now = int(time.time())
+        header = {"typ": "JWT", "alg": "ES256", "x5c": [self._x5c]}
+        claims = {"iss": self.ISSUER, "sub": user, "aud": self.SERVICE, "iat": now,
+                  "nbf": now - 10, "exp": now + int(self.lifetime),
+                  "jti": base64.b16encode(os.urandom(8)).decode(), "access": access}
+        signing_input = f"{_b64url(json.dumps(header).encode())}." \
+                        f"{_b64url(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self._key.sign(signing_input.encode(),
+                                                   ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
 # -- a throttling, counting TCP proxy -------------------------------------------------------------

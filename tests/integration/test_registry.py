@@ -62,7 +62,13 @@ from pollama.store.manifest import (
     MEDIA_TEMPLATE,
     Layer,
 )
-from tests.integration.registry_fixture import Proxy, Registry, free_port, start_registry
+from tests.integration.registry_fixture import (
+    Proxy,
+    Registry,
+    TokenService,
+    free_port,
+    start_registry,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -821,3 +827,47 @@ def test_pull_goes_through_the_http_proxy_the_environment_names(
             proc.wait(10)
     finally:
         registry.stop()
+
+
+def test_bearer_tokens_for_a_username_and_password(model_store: Store, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Docker's token auth, as Harbor, GitLab or Docker Hub run it: the registry's Bearer
+    challenge is answered by asking its token service with the user's basic credentials."""
+    # Tokens that live 3 s: the registry allows 60 s past `exp` (Distribution's leeway).
+    tokens = TokenService(tmp_path / "tokens", users={"tester": "s3cret-pass"}, lifetime=-57)
+    registry = start_registry(tmp_path / "registry", tokens=tokens)
+    try:
+        name = tag(model_store, registry.host)
+        # No credentials: Ollama's key-signed token request goes only to the registry's host.
+        with pytest.raises(RegistryError, match=r'^realm host "127.0.0.1:\d+" does not match '
+                                                r'original host "127.0.0.1:\d+"$'):
+            run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+
+        monkeypatch.setenv("OLLAMA_REGISTRY_USERNAME", "tester")
+        monkeypatch.setenv("OLLAMA_REGISTRY_PASSWORD", "s3cret-pass")
+        run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+        assert any(scope.startswith("repository:test/smollm2:") and "push" in scope
+                   for scope in tokens.granted)
+
+        # Through a slow line, so that the tokens expire mid-blob: the ranges that meet
+        # the 401 fetch a new token and go on.
+        slow = Proxy(registry.host, rate=16 * MIB)
+        try:
+            via = parse(f"{slow.host}/test/smollm2:135m")
+            fresh = Store(tmp_path / "fresh")
+            asked = len(tokens.granted)
+            run(pull_model(fresh, via, insecure=True, progress=lambda e: None))
+            same_model(model_store, name, fresh, via)
+            assert len(tokens.granted) >= asked + 2  # the first token, and at least one more
+        finally:
+            slow.close()
+
+        monkeypatch.setenv("OLLAMA_REGISTRY_PASSWORD", "wrong")
+        other = Store(tmp_path / "other")
+        with pytest.raises(RegistryError) as err:
+            run(pull_model(other, name, insecure=True, progress=lambda e: None))
+        assert str(err.value).startswith("pull model manifest: 401: ")
+        assert not other.blobs.root.exists() or leftovers(other) == []
+    finally:
+        registry.stop()
+        tokens.close()

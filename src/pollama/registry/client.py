@@ -182,7 +182,8 @@ class RegistryClient:
         if creds is not None:
             token_url = auth.token_url(challenge, signed=False)
             realm = urlsplit(token_url)
-            if realm.scheme != "https" and realm.netloc != original:
+            # Basic credentials cross plain http only to the registry's own host (any port).
+            if realm.scheme != "https" and realm.hostname != urlsplit(url).hostname:
                 raise RegistryError(f'realm host "{realm.netloc}" does not match original '
                                     f'host "{original}"')
             headers = {"Authorization": creds.basic()}
