@@ -12,13 +12,14 @@ On disk, as Ollama does it (REG-04/05), so either program resumes the other's do
   when the download stops for any reason.
 
 Parts are total/16 bytes clamped to [100 MB, 1000 MB] (Ollama's sizes, for the state files).
-The bytes themselves are fetched in chunks of 16-64 MB, in blob order, by a few streams side by
-side, each a ranged GET on a kept-alive connection. In order, so that a hasher can follow the
-written prefix closely and the digest is known soon after the last byte (Ollama fetches its 16
-parts side by side and hashes the whole file afterwards). How many streams adapts to the link
-(`StreamScaler`): a CDN that paces each connection gets up to 16, a fast local registry a few
-(more would only contend for the CPU). Hashed ranges are handed to the kernel's writeback at
-once, so that the fsync before the rename has little left to do.
+The bytes themselves are fetched in chunks (`ChunkCursor`: about a second of transfer each), in
+blob order, by one or more streams, each a ranged GET on a kept-alive connection (ranges.py).
+In order, so that a hasher thread follows the written prefix and the digest is known moments
+after the last byte (Ollama fetches 16 parts side by side and hashes the whole file afterwards).
+How many streams adapts to the link (`StreamScaler`): a CDN that paces each connection gets up
+to 16, a fast local registry one or two (more would only contend for the CPU). The first answer
+confirms the size (no HEAD) and names the direct URL: after a redirect to another host (a CDN),
+later ranges go straight there, without the Authorization header (REG-04).
 
 A failed chunk is retried up to 6 times (sleeping 2^n s); one that receives nothing for 30 s is
 "stalled" and restarted without using an attempt. The blob gets its final name only after its
@@ -59,7 +60,7 @@ from pollama.registry.errors import (
 from pollama.registry.progress import TICK, Progress, transfer
 from pollama.registry.ranges import RangeBroken, RangeClient, RangeStalled, ReauthNeeded
 from pollama.store import Store
-from pollama.store.blobs import fsync_dir, storage_error
+from pollama.store.blobs import storage_error
 
 log = logging.getLogger("pollama.registry")
 
@@ -380,9 +381,7 @@ class BlobDownload:
             self._fd = -1
         for part in self.parts:
             self._part_path(part.n).unlink(missing_ok=True)
-        os.chmod(self.partial, 0o644)
-        os.replace(self.partial, self.path)
-        fsync_dir(self.path.parent)
+        self.store.blobs.adopt(self.partial, self.digest)
 
     async def _fetch_in_order(self, cursor: ChunkCursor,
                               fetch: Callable[[Chunk], Awaitable[None]]) -> None:
