@@ -45,6 +45,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
@@ -63,6 +64,8 @@ from pollama.store import Store
 from pollama.store.blobs import storage_error
 
 log = logging.getLogger("pollama.registry")
+
+T = TypeVar("T")
 
 NUM_PARTS = 16
 MIN_PART_SIZE = 100 * 1000 * 1000
@@ -353,8 +356,8 @@ class BlobDownload:
             _preallocate(self._fd, self.total)
             cursor = ChunkCursor(self.parts)
             stop_hashing = threading.Event()
-            hasher = asyncio.get_running_loop().run_in_executor(_executor(), self._hash_along,
-                                                                stop_hashing)
+            hasher = _in_own_thread(self._hash_along, stop_hashing,
+                                    name=f"pollama-hash-{self.digest[7:19]}")
             try:
                 if cursor:
                     log.info("downloading %s: %d of %d bytes", self.digest[7:19],
@@ -521,12 +524,38 @@ _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    """Threads for chunk transfers and hashers (blocking reads and writes of big buffers)."""
+    """Threads for chunk transfers (blocking reads and writes of big buffers)."""
     global _pool
     if _pool is None:
         _pool = concurrent.futures.ThreadPoolExecutor(max_workers=2 * MAX_STREAMS,
                                                       thread_name_prefix="pollama-pull")
     return _pool
+
+
+def _in_own_thread(function: Callable[..., T], *args: Any, name: str) -> asyncio.Future[T]:
+    """Run `function` in a new thread: a hasher waits for transfers, so it must not take a
+    pool thread that they need."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result = function(*args)
+        except BaseException as err:  # handed to the awaiting task
+            loop.call_soon_threadsafe(settle, None, err)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
