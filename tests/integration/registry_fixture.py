@@ -296,7 +296,7 @@ class Proxy:
         paced = self.rate or self.connection_rate
         try:
             while True:
-                data = src.recv(16384 if paced else 262144)
+                data = src.recv(65536 if paced else 262144)
                 if not data:
                     break
                 passed += len(data)

@@ -739,7 +739,7 @@ def test_streams_grow_where_each_connection_is_capped_but_not_on_a_shared_line(
     name = tag(model_store, registry.host)
     run(push_model(model_store, name, insecure=True, progress=lambda e: None))
     capped = Proxy(registry.host, connection_rate=8 * MIB)  # a CDN that caps each connection
-    line = Proxy(registry.host, rate=32 * MIB)  # one slow line, whatever the connections
+    line = Proxy(registry.host, rate=16 * MIB)  # one slow line, whatever the connections
     proxies += [capped, line]
     for proxy in (capped, line):
         via = parse(f"{proxy.host}/test/smollm2:135m")
