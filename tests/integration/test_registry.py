@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import http.client
 import http.server
@@ -576,6 +577,47 @@ def test_disk_full_leaves_nothing_half_written(model_store: Store, registry: Reg
     assert not store.blobs.exists(model_digest(model_store))
     assert leftovers(store) == []
     assert store.manifests.read(name) is None
+    free = os.statvfs(small_disk)
+    assert free.f_bfree * free.f_frsize > 35 * MIB  # the space was given back
+
+
+def test_a_disk_that_fills_up_mid_pull_gets_its_space_back(registry: Registry,
+                                                          proxies: list[Proxy], tmp_path: Path,
+                                                          small_disk: Path) -> None:
+    """The blob fits when the pull starts (a 30 MB blob, 40 MB free), then another writer
+    takes the rest of the disk: the pull stops with the disk-full error and frees its part."""
+    source = Store(tmp_path / "source")
+    digest, size, _ = source.blobs.write_bytes(os.urandom(30 * MIB))
+    config = json.dumps({"model_format": "gguf",
+                         "rootfs": {"type": "layers", "diff_ids": [digest]}}).encode()
+    cfg_digest, cfg_size, _ = source.blobs.write_bytes(config)
+    name = parse(f"{registry.host}/test/random:30mb")
+    source.manifests.write(name, Manifest(Layer(MEDIA_CONFIG, cfg_digest, cfg_size),
+                                          [Layer(MEDIA_MODEL, digest, size)]))
+    run(push_model(source, name, insecure=True, progress=lambda e: None))
+    slow = Proxy(registry.host, rate=6 * MIB)
+    proxies.append(slow)
+    store = Store(small_disk / "models")
+    partial = Path(f"{store.blobs.path(digest)}-partial")
+    filler = small_disk / "filler"
+
+    async def fill_the_disk_midway() -> None:
+        pull = asyncio.create_task(pull_model(store, parse(f"{slow.host}/test/random:30mb"),
+                                              insecure=True, progress=lambda e: None))
+        while not (partial.exists() and partial.stat().st_blocks * 512 >= 4 * MIB):
+            assert not pull.done(), pull
+            await asyncio.sleep(0.02)
+        with contextlib.suppress(OSError), open(filler, "wb", buffering=0) as f:
+            while True:
+                f.write(b"\0" * MIB)
+        with pytest.raises(StorageError, match="no space left on device"):
+            await pull
+
+    run(fill_the_disk_midway())
+    assert not store.blobs.exists(digest)
+    assert leftovers(store) == []
+    assert store.manifests.read(name) is None
+    filler.unlink()
     free = os.statvfs(small_disk)
     assert free.f_bfree * free.f_frsize > 35 * MIB  # the space was given back
 

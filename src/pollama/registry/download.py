@@ -6,7 +6,7 @@ leaves (REG-07), so a client that disconnects does not stop another one's pull.
 
 On disk, as Ollama does it (REG-04/05), so either program resumes the other's download:
 
-- `<blob>-partial`: the bytes, written at their offsets (pre-allocated to the full size);
+- `<blob>-partial`: the bytes, written at their offsets (a sparse file of the full size);
 - `<blob>-partial-<N>`: JSON `{"N","Offset","Size","Completed"}` of part N, where Completed is
   the length of the part's prefix that is written; rewritten (atomically) every half second and
   when the download stops for any reason.
@@ -353,8 +353,8 @@ class BlobDownload:
     async def _download(self, client: RegistryClient) -> None:
         self._fd = os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            _preallocate(self._fd, self.total)
             cursor = ChunkCursor(self.parts)
+            _size_sparsely(self._fd, self.total, cursor.remaining)
             stop_hashing = threading.Event()
             hasher = _in_own_thread(self._hash_along, stop_hashing,
                                     name=f"pollama-hash-{self.digest[7:19]}")
@@ -435,6 +435,9 @@ class BlobDownload:
         running = [asyncio.wrap_future(f) for f in self._running if not f.done()]
         if running:
             await asyncio.wait(running)
+        for waited in running:  # their failures were already reported (or do not matter)
+            if not waited.cancelled():
+                waited.exception()
 
     async def _chunk_with_retries(self, client: RegistryClient, ranges: RangeClient,
                                   chunk: Chunk) -> None:
@@ -585,16 +588,15 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         view, offset = view[written:], offset + written
 
 
-def _preallocate(fd: int, size: int) -> None:
-    """Reserve the whole blob up front, so a full disk shows before any byte is fetched."""
-    if os.fstat(fd).st_size >= size:
-        return
-    try:
-        os.posix_fallocate(fd, 0, size)
-    except OSError as err:
-        if err.errno == errno.ENOSPC:
-            raise
-        os.ftruncate(fd, size)  # filesystems without fallocate: a sparse file, as Ollama
+def _size_sparsely(fd: int, size: int, missing: int) -> None:
+    """Give the partial file its full size without allocating it (a sparse file, as Ollama:
+    reserving it all with fallocate made some pulls half as fast); a disk that has no room for
+    the missing bytes fails now rather than after hours of download."""
+    free = os.fstatvfs(fd)
+    if free.f_bavail * free.f_frsize < missing:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if os.fstat(fd).st_size < size:
+        os.ftruncate(fd, size)
 
 
 _active: dict[str, BlobDownload] = {}

@@ -41,6 +41,14 @@ class ReauthNeeded(Exception):
         self.challenge = challenge
 
 
+class _SinkFailed(Exception):
+    """Writing the bytes failed (a full disk): carried past the network error handling."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class RangeClient:
     """A pool of kept-alive connections for ranged GETs, shared by the transfer threads."""
 
@@ -102,6 +110,8 @@ class RangeClient:
                 got = _read_body(resp, start, end, sink, stop)
                 reusable = got == end + 1 - start and not resp.will_close
                 return url, total
+            except _SinkFailed as failed:
+                raise failed.error from None  # the disk, not the network: not retried here
             except TimeoutError as err:
                 raise RangeStalled() from err
             except (OSError, http.client.HTTPException) as err:
@@ -178,7 +188,10 @@ def _read_body(resp: http.client.HTTPResponse, start: int, end: int, sink: Sink,
         n = resp.readinto(buffer[:min(READ_SIZE, end + 1 - pos)])
         if not n:
             raise RangeBroken(f"unexpected EOF after {pos - start} of {want} bytes")
-        sink(buffer[:n], pos)
+        try:
+            sink(buffer[:n], pos)
+        except OSError as err:
+            raise _SinkFailed(err) from err
         pos += n
     if resp.read(1):
         raise RegistryError("the registry sent more than the range asked for")
