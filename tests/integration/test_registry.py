@@ -913,3 +913,104 @@ def test_bearer_tokens_for_a_username_and_password(model_store: Store, tmp_path:
     finally:
         registry.stop()
         tokens.close()
+
+
+class RedirectingUploads:
+    """A front to the registry that takes uploads as registry.ollama.ai does (REG-10/11): it
+    answers each `PATCH` with `307` to a part URL of its object store, where the part's bytes
+    go by `PUT` (no credentials), and names the session's next URL in Docker-Upload-Location.
+    Behind it the parts reach the real registry, so the blob there is whole and checked."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry_host = registry.host
+        self.patched: dict[str, bytes] = {}  # part URL path -> the bytes the PATCH carried
+        self.put_parts: list[str] = []  # part URL paths whose PUT brought the same bytes
+        self.commits: list[dict[str, str]] = []  # query of each final PUT
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                front.handle(self)
+
+            do_HEAD = do_POST = do_PUT = do_PATCH = do_GET
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
+        length = int(req.headers.get("Content-Length") or 0)
+        body = req.rfile.read(length) if length else b""
+        if req.path.startswith("/parts/"):
+            if req.command == "PUT" and self.patched.get(req.path) == body:
+                self.put_parts.append(req.path)
+                return self._reply(req, 201, b"", {})
+            return self._reply(req, 400, b"part bytes differ from the PATCH", {})
+        if req.command == "PUT" and "digest=" in req.path:
+            self.commits.append(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
+                req.path).query)))
+        conn = http.client.HTTPConnection(self.registry_host, timeout=60)
+        conn.request(req.command, req.path, body=body, headers=dict(req.headers.items()))
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        headers = {k: v.replace(self.registry_host, self.host) for k, v in resp.getheaders()
+                   if k.lower() not in ("connection", "transfer-encoding", "content-length")}
+        if req.command == "PATCH" and resp.status == 202:
+            part = f"/parts/{len(self.patched)}"
+            self.patched[part] = body
+            headers["Docker-Upload-Location"] = headers.pop("Location")
+            headers["Location"] = f"http://{self.host}{part}"
+            return self._reply(req, 307, b"", headers)
+        if req.command == "HEAD":
+            headers["Content-Length"] = resp.getheader("Content-Length") or "0"
+        self._reply(req, resp.status, data, headers)
+
+    @staticmethod
+    def _reply(req: http.server.BaseHTTPRequestHandler, code: int, body: bytes,
+               headers: dict[str, str]) -> None:
+        req.send_response(code)
+        for key, value in headers.items():
+            req.send_header(key, value)
+        if "Content-Length" not in headers:
+            req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        if req.command != "HEAD":
+            req.wfile.write(body)
+
+
+def test_push_answers_a_307_per_part_as_ollamas_registry_asks(registry: Registry,
+                                                            tmp_path: Path) -> None:
+    source = Store(tmp_path / "source")
+    block = os.urandom(MIB)
+    digest, size, _ = source.blobs.write_chunks(block[:-1] + bytes([i]) for i in range(210))
+    config = json.dumps({"model_format": "gguf",
+                         "rootfs": {"type": "layers", "diff_ids": [digest]}}).encode()
+    cfg_digest, cfg_size, _ = source.blobs.write_bytes(config)
+    front = RedirectingUploads(registry)
+    try:
+        name = parse(f"{front.host}/test/parts:latest")
+        source.manifests.write(name, Manifest(Layer(MEDIA_CONFIG, cfg_digest, cfg_size),
+                                              [Layer(MEDIA_MODEL, digest, size)]))
+        run(push_model(source, name, insecure=True, progress=lambda e: None))
+        # The model (220 MB in parts of 100, 100 and 20 MB), then the config (PUSH-02): every
+        # part went by PUT to its redirect target.
+        assert sorted(front.put_parts) == ["/parts/0", "/parts/1", "/parts/2", "/parts/3"]
+        md5s = [hashlib.md5(front.patched[f"/parts/{n}"]).digest() for n in range(3)]
+        big = next(c for c in front.commits if c["digest"] == digest)
+        assert big["etag"] == f"{hashlib.md5(b''.join(md5s)).hexdigest()}-3"  # S3's form
+        fresh = Store(tmp_path / "fresh")
+        direct = parse(f"{registry.host}/test/parts:latest")
+        run(pull_model(fresh, direct, insecure=True, progress=lambda e: None))
+        assert _sha256(fresh.blobs.path(digest)) == digest
+    finally:
+        front.close()

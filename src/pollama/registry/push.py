@@ -200,9 +200,12 @@ class _Upload:
                                         resp.status_code)
                 return
             except (httpx.TransportError, RegistryError) as e:
-                err = e
                 self.completed -= state["sent"]
-                await asyncio.sleep(BACKOFF_BASE * 2 ** attempt)
+                if isinstance(e, RegistryError) and not e.transient:
+                    raise
+                err = e
+                if attempt < MAX_RETRIES - 1:
+                    await asyncio.sleep(BACKOFF_BASE * 2 ** attempt)
         raise MaxRetriesExceeded(f"max retries exceeded: {err}")
 
     async def _read(self, offset: int, size: int, state: dict[str, Any]) -> AsyncIterator[bytes]:
