@@ -171,7 +171,49 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-class TokenService:
+class HttpFront:
+    """A threaded HTTP/1.1 server on a free loopback port; every request goes to `handle`."""
+
+    def __init__(self) -> None:
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                front.handle(self)
+
+            do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://{self.host}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @staticmethod
+    def reply(req: http.server.BaseHTTPRequestHandler, code: int, body: bytes,
+              headers: dict[str, str]) -> None:
+        req.send_response(code)
+        for key, value in headers.items():
+            req.send_header(key, value)
+        if "Content-Length" not in headers:
+            req.send_header("Content-Length", str(len(body)))
+        req.end_headers()
+        if req.command != "HEAD":
+            req.wfile.write(body)
+
+
+class TokenService(HttpFront):
     """The token server of Docker's token auth (as Harbor, GitLab or Docker Hub run one):
     `GET /token?service=..&scope=..` with HTTP basic credentials answers `{"token": <JWT>}`,
     an ES256 JWT whose x5c certificate the registry trusts (its `rootcertbundle`)."""
@@ -196,29 +238,11 @@ class TokenService:
         self.cert_path = workdir / "token-cert.pem"
         self.cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         self._x5c = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
-        service = self
+        super().__init__()
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                status, body = service._answer(self.path, self.headers.get("Authorization", ""))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
+        status, body = self._answer(req.path, req.headers.get("Authorization", ""))
+        self.reply(req, status, body, {"Content-Type": "application/json"})
 
     def _answer(self, path: str, authorization: str) -> tuple[int, bytes]:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)

@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -64,6 +63,7 @@ from pollama.store.manifest import (
     Layer,
 )
 from tests.integration.registry_fixture import (
+    HttpFront,
     Proxy,
     Registry,
     TokenService,
@@ -291,7 +291,7 @@ def test_basic_auth_from_environment(model_store: Store, auth_registry: Registry
     same_model(model_store, name, fresh, name)
 
 
-class OllamaLikeFront:
+class OllamaLikeFront(HttpFront):
     """An HTTP front to the registry that behaves like ollama.com: every /v2/ request needs a
     bearer token, given by /token only to a request signed with a registered ed25519 key
     (REG-02); blob GETs are redirected (307) to another host name, like a CDN (REG-04)."""
@@ -302,26 +302,7 @@ class OllamaLikeFront:
         self.tokens: dict[str, str] = {}  # token -> the scope it grants
         self.scopes: list[str] = []
         self.forwarded_blob_bytes = 0
-        front = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                front.handle(self)
-
-            do_HEAD = do_POST = do_PUT = do_PATCH = do_GET
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
 
     def handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
         length = int(req.headers.get("Content-Length") or 0)
@@ -332,11 +313,11 @@ class OllamaLikeFront:
         granted = self.tokens.get(req.headers.get("Authorization", "").removeprefix("Bearer "))
         if granted is None or not granted.endswith(action):
             repo = req.path.split("/")[2] + "/" + req.path.split("/")[3]
-            return self._reply(req, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {
+            return self.reply(req, 401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {
                 "WWW-Authenticate": f'Bearer realm="http://{self.host}/token",'
                                     f'service="front",scope="repository:{repo}:{action}"'})
         if req.command == "GET" and "/blobs/sha256:" in req.path:
-            return self._reply(req, 307, b"", {
+            return self.reply(req, 307, b"", {
                 "Location": f"http://localhost:{self.registry_port}{req.path}"})
         conn = http.client.HTTPConnection("127.0.0.1", self.registry_port, timeout=60)
         headers = {k: v for k, v in req.headers.items() if k.lower() != "authorization"}
@@ -347,7 +328,7 @@ class OllamaLikeFront:
             self.forwarded_blob_bytes += len(data)
         skip = ("connection", "transfer-encoding") + (() if req.command == "HEAD" else
                                                       ("content-length",))
-        self._reply(req, resp.status, data, {k: v for k, v in resp.getheaders()
+        self.reply(req, resp.status, data, {k: v for k, v in resp.getheaders()
                                              if k.lower() not in skip})
         conn.close()
 
@@ -360,28 +341,16 @@ class OllamaLikeFront:
             key = serialization.load_ssh_public_key(f"ssh-ed25519 {blob}".encode())
             key.verify(base64.b64decode(sig), f"GET,{url},{empty}".encode())  # type: ignore[union-attr]
         except Exception:
-            return self._reply(req, 401, b'{"error":"bad signature"}', {})
+            return self.reply(req, 401, b'{"error":"bad signature"}', {})
         query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(req.path).query))
         if blob != self.allowed_key or abs(int(query["ts"]) - time.time()) > 60 \
                 or not query.get("nonce"):
-            return self._reply(req, 401, b'{"error":"unknown key"}', {})
+            return self.reply(req, 401, b'{"error":"unknown key"}', {})
         scope = query["scope"]
         self.scopes.append(scope)
         token = f"tok-{len(self.tokens)}"
         self.tokens[token] = scope
-        self._reply(req, 200, json.dumps({"token": token}).encode(), {})
-
-    @staticmethod
-    def _reply(req: http.server.BaseHTTPRequestHandler, code: int, body: bytes,
-               headers: dict[str, str]) -> None:
-        req.send_response(code)
-        for key, value in headers.items():
-            req.send_header(key, value)
-        if "Content-Length" not in headers:
-            req.send_header("Content-Length", str(len(body)))
-        req.end_headers()
-        if req.command != "HEAD":
-            req.wfile.write(body)
+        self.reply(req, 200, json.dumps({"token": token}).encode(), {})
 
 
 def test_bearer_token_signed_with_the_identity_key(model_store: Store, registry: Registry,
@@ -915,7 +884,7 @@ def test_bearer_tokens_for_a_username_and_password(model_store: Store, tmp_path:
         tokens.close()
 
 
-class RedirectingUploads:
+class RedirectingUploads(HttpFront):
     """A front to the registry that takes uploads as registry.ollama.ai does (REG-10/11): it
     answers each `PATCH` with `307` to a part URL of its object store, where the part's bytes
     go by `PUT` (no credentials), and names the session's next URL in Docker-Upload-Location.
@@ -926,26 +895,7 @@ class RedirectingUploads:
         self.patched: dict[str, bytes] = {}  # part URL path -> the bytes the PATCH carried
         self.put_parts: list[str] = []  # part URL paths whose PUT brought the same bytes
         self.commits: list[dict[str, str]] = []  # query of each final PUT
-        front = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                front.handle(self)
-
-            do_HEAD = do_POST = do_PUT = do_PATCH = do_GET
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.host = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__()
 
     def handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
         length = int(req.headers.get("Content-Length") or 0)
@@ -953,8 +903,8 @@ class RedirectingUploads:
         if req.path.startswith("/parts/"):
             if req.command == "PUT" and self.patched.get(req.path) == body:
                 self.put_parts.append(req.path)
-                return self._reply(req, 201, b"", {})
-            return self._reply(req, 400, b"part bytes differ from the PATCH", {})
+                return self.reply(req, 201, b"", {})
+            return self.reply(req, 400, b"part bytes differ from the PATCH", {})
         if req.command == "PUT" and "digest=" in req.path:
             self.commits.append(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(
                 req.path).query)))
@@ -970,22 +920,10 @@ class RedirectingUploads:
             self.patched[part] = body
             headers["Docker-Upload-Location"] = headers.pop("Location")
             headers["Location"] = f"http://{self.host}{part}"
-            return self._reply(req, 307, b"", headers)
+            return self.reply(req, 307, b"", headers)
         if req.command == "HEAD":
             headers["Content-Length"] = resp.getheader("Content-Length") or "0"
-        self._reply(req, resp.status, data, headers)
-
-    @staticmethod
-    def _reply(req: http.server.BaseHTTPRequestHandler, code: int, body: bytes,
-               headers: dict[str, str]) -> None:
-        req.send_response(code)
-        for key, value in headers.items():
-            req.send_header(key, value)
-        if "Content-Length" not in headers:
-            req.send_header("Content-Length", str(len(body)))
-        req.end_headers()
-        if req.command != "HEAD":
-            req.wfile.write(body)
+        self.reply(req, resp.status, data, headers)
 
 
 def test_push_answers_a_307_per_part_as_ollamas_registry_asks(registry: Registry,
