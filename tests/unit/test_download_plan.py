@@ -1,11 +1,13 @@
-"""How a pull cuts a blob: parts (state files), chunks (ranged GETs), streams; and the proxy rule
-of the bulk transfers."""
+"""How a pull cuts a blob: parts (state files), chunks (ranged GETs), streams; the proxy rule of
+the bulk transfers; where a name is pulled from."""
 
 from __future__ import annotations
 
 import pytest
 
+from pollama.names import parse
 from pollama.registry import ranges
+from pollama.registry.client import RegistryClient
 from pollama.registry.download import (
     FIRST_CHUNK_SIZE,
     MAX_STREAMS,
@@ -146,3 +148,17 @@ def test_proxy_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "socks5://proxy.corp:1080")
     with pytest.raises(RegistryError, match="unsupported proxy"):
         ranges._proxy_for("https", "registry.example")
+
+
+@pytest.mark.parametrize(("model", "url"), [
+    ("hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M",
+     "https://hf.co/v2/bartowski/Llama-3.2-1B-Instruct-GGUF/manifests/Q4_K_M"),
+    ("huggingface.co/unsloth/gemma-3-1b-it-GGUF",
+     "https://huggingface.co/v2/unsloth/gemma-3-1b-it-GGUF/manifests/latest"),
+    ("llama3.2", "https://registry.ollama.ai/v2/library/llama3.2/manifests/latest"),
+])
+def test_hugging_face_names_are_registry_names(model: str, url: str) -> None:
+    """hf.co speaks the registry protocol Ollama pulls with (pull.py says more)."""
+    name = parse(model)
+    client = RegistryClient(name)
+    assert client.url("manifests", name.tag) == url

@@ -3,6 +3,14 @@
 The manifest is written, byte for byte as the registry sent it, only after every blob it names
 is in the store and verified; so an interrupted or failed pull never leaves a model that points
 at missing or bad bytes.
+
+Hugging Face needs nothing of its own, as in Ollama: `hf.co/<user>/<repo>[:<quant>]` is an
+ordinary name (namespace = user, model = repository, tag = quantization; `latest` is the
+repository's default), and hf.co serves the same distribution API there, with manifests it
+makes for Ollama (the GGUF, a template, params) and blobs that redirect to its CDN. Private
+repositories answer the bearer challenge signed with `~/.ollama/id_ed25519`, whose public half
+users add to their Hugging Face SSH keys. The Hugging Face client library would fetch the GGUF
+file alone, without the template and parameters hf.co makes for Ollama.
 """
 
 from __future__ import annotations
