@@ -280,7 +280,8 @@ LINK_BURST = 256 * 1024
 
 
 class Proxy:
-    """Forwards 127.0.0.1:<port> to the registry; counts (and optionally paces) bytes sent back.
+    """Forwards 127.0.0.1:<port> to the registry; counts the bytes both ways and optionally
+    paces those sent back.
 
     `rate` paces the whole link (all connections share it, as on a slow line);
     `connection_rate` paces each connection alone (as a CDN that caps every connection)."""
@@ -292,6 +293,7 @@ class Proxy:
         self.connection_rate = connection_rate
         self.cut_after = cut_after  # drop the first connection that passes this many bytes
         self.down = 0
+        self.up = 0  # bytes the clients sent
         self.open = 0  # connections open now, and the most at once
         self.most_open = 0
         self._link_free_at = 0.0  # when the shared link has sent what it was given
@@ -327,7 +329,10 @@ class Proxy:
                 if down and self.cut_after is not None and passed > self.cut_after:
                     self.cut_after = None
                     break
-                if down:
+                if not down:
+                    with self._lock:
+                        self.up += len(data)
+                else:
                     with self._lock:
                         self.down += len(data)
                         now = time.monotonic()

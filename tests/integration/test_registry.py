@@ -514,6 +514,30 @@ def test_concurrent_pulls_share_one_download(model_store: Store, registry: Regis
     assert total <= proxy.down < total + 512 * 1024  # the big blob crossed once
 
 
+def test_concurrent_pushes_share_one_upload(model_store: Store, registry: Registry,
+                                            proxies: list[Proxy]) -> None:
+    counter = Proxy(registry.host)
+    proxies.append(counter)
+    name = tag(model_store, counter.host)
+    total = model_store.blobs.size(model_digest(model_store))
+    first: list[dict[str, Any]] = []
+    second: list[dict[str, Any]] = []
+
+    async def both() -> None:
+        a = asyncio.create_task(push_model(model_store, name, insecure=True,
+                                           progress=first.append))
+        while not any(e.get("completed", 0) > 0 and e.get("total") == total for e in first):
+            await asyncio.sleep(0.01)
+        b = asyncio.create_task(push_model(model_store, name, insecure=True,
+                                           progress=second.append))
+        await asyncio.gather(a, b)
+
+    run(both())
+    assert first[-1] == second[-1] == {"status": "success"}
+    assert any(e.get("total") == total and 0 < e["completed"] < total for e in second)
+    assert total <= counter.up < total + 512 * 1024  # the big blob went up once
+
+
 def test_corrupt_bytes_from_the_registry_are_never_stored(model_store: Store,
                                                           registry: Registry,
                                                           tmp_path: Path) -> None:

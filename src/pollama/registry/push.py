@@ -7,13 +7,14 @@ a `PATCH` (Ollama's registry) sends that part's bytes by `PUT` to the redirect t
 credentials, while the next part goes on. Docker Distribution needs the chunks in order and the
 final `PUT`, which is what this does. A `PATCH` that fails restarts the blob's upload session (up
 to 6 times, 2^n s apart): Distribution cannot resume a session whose last chunk broke off.
-The manifest is sent as the bytes stored locally, so the model keeps its ID on the registry.
+Pushes that need the same blob in the same repository at once share one upload, which goes on
+while any of them waits (as downloads do). The manifest is sent as the bytes stored locally, so
+the model keeps its ID on the registry.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -81,41 +82,72 @@ async def push_model(store: Store, name: Name, *, insecure: bool = False,
 
 async def upload_blob(client: RegistryClient, store: Store, layer: Layer,
                       progress: Progress) -> None:
-    """Upload one blob unless the registry has it (REG-08)."""
+    """Upload one blob unless the registry has it (REG-08). Pushes that need the same blob in
+    the same repository at the same time share one upload, as Ollama's do."""
     try:
         await client.request("HEAD", client.url("blobs", layer.digest))
         progress(transfer("pushing", layer.digest, layer.size, layer.size))
         return
     except RemoteNotFound:
         pass
-    upload = _Upload(client, store.blobs.path(layer.digest), layer)
+    key = (client.base, client.repository, layer.digest)
+    loop = asyncio.get_running_loop()
+    shared = _active.get(key)
+    if shared is None or shared.task.done() or shared.task.get_loop() is not loop:
+        shared = _SharedUpload(_Upload(store.blobs.path(layer.digest), layer), client)
+        _active[key] = shared
+        shared.task.add_done_callback(lambda _: _active.pop(key, None)
+                                      if _active.get(key) is shared else None)
+    await shared.wait(progress)
 
-    async def tick() -> None:
-        while True:
-            await asyncio.sleep(TICK)
-            progress(transfer("pushing", layer.digest, upload.total, upload.completed))
 
-    ticker = asyncio.ensure_future(tick())
-    try:
-        await upload.run()
-    finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
-    progress(transfer("pushing", layer.digest, upload.total, upload.total))
+class _SharedUpload:
+    """One blob upload as a task of its own (with its own client, so that it outlives the push
+    that started it), and the pushes waiting for it; cancelled when the last one leaves."""
+
+    def __init__(self, upload: _Upload, origin: RegistryClient) -> None:
+        self.upload = upload
+        self.waiters = 0
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(origin.name, origin.insecure, origin.authorization))
+
+    async def _run(self, name: Name, insecure: bool, authorization: str | None) -> None:
+        async with RegistryClient(name, insecure=insecure) as client:
+            client.authorization = authorization  # saves a 401 round trip
+            await self.upload.run(client)
+
+    async def wait(self, progress: Progress) -> None:
+        upload = self.upload
+        self.waiters += 1
+        try:
+            while not self.task.done():
+                await asyncio.wait({self.task}, timeout=TICK)
+                if not self.task.done():
+                    progress(transfer("pushing", upload.layer.digest, upload.total,
+                                      upload.completed))
+            self.task.result()
+            progress(transfer("pushing", upload.layer.digest, upload.total, upload.total))
+        finally:
+            self.waiters -= 1
+            if self.waiters == 0 and not self.task.done():
+                self.task.cancel()
+
+
+_active: dict[tuple[str, str, str], _SharedUpload] = {}
 
 
 class _Upload:
     """One blob upload session and its progress."""
 
-    def __init__(self, client: RegistryClient, path: Path, layer: Layer) -> None:
-        self.client = client
+    def __init__(self, path: Path, layer: Layer) -> None:
+        self.client: RegistryClient
         self.path = path
         self.layer = layer
         self.total = path.stat().st_size
         self.completed = 0
 
-    async def run(self) -> None:
+    async def run(self, client: RegistryClient) -> None:
+        self.client = client
         for attempt in range(MAX_RETRIES):
             try:
                 await self._session()
