@@ -136,6 +136,21 @@ def test_grammar_constrains_output(loop, runner):
     assert done["done_reason"] == "stop"
 
 
+def test_a_model_stuck_repeating_itself_is_stopped(loop, runner):
+    """More than 30 tokens in a row that read the same without their whitespace end the answer
+    (Ollama's rule): here a grammar makes the model write whitespace, then "end"."""
+    grammar = 'root ::= ws "end"\nws ::= [ \\n]{1000}'
+    text, done, _ = complete(loop, runner, STORY, grammar=grammar,
+                             options=dict(GREEDY, num_predict=100))
+    assert done["done_reason"] == "stop"
+    assert done["eval_count"] == 31  # all read "" (as the start does): the 31st repeat stops
+    assert text.strip() == ""
+    # Without the loop, the same model writes its answer to the end.
+    text, done, _ = complete(loop, runner, STORY, grammar='root ::= [ \\n]+ "end"',
+                             options=dict(GREEDY, num_predict=100))
+    assert text.endswith("end") and done["eval_count"] < 31
+
+
 def test_format_json_schema(loop, runner):
     schema = {"type": "object", "properties": {"name": {"type": "string"},
                                                "age": {"type": "integer"}},

@@ -35,15 +35,17 @@ from pollama.engine.protocol import Outbox
 from pollama.engine.sampling import GenerationParams, build_chain, generation_params
 from pollama.engine.text import TextStream
 
+MAX_REPEATS = 30  # identical tokens in a row (after the first) that end an answer
+
 _now = time.perf_counter_ns
 
 
 class Request:
     """One completion: its prompt, sampler chain, output so far and timings."""
 
-    __slots__ = ("cached", "chain", "eval_ns", "generated", "id", "logprobs", "num_keep",
-                 "num_predict", "prompt", "prompt_ns", "sampler", "shift", "stream",
-                 "top_logprobs", "truncated")
+    __slots__ = ("cached", "chain", "eval_ns", "generated", "id", "last_piece", "logprobs",
+                 "num_keep", "num_predict", "prompt", "prompt_ns", "repeats", "sampler", "shift",
+                 "stream", "top_logprobs", "truncated")
 
     def __init__(self, rid: Any, prompt: list[int], params: GenerationParams, chain: Any,
                  truncated: bool) -> None:
@@ -59,6 +61,8 @@ class Request:
         self.top_logprobs = params.top_logprobs
         self.truncated = truncated
         self.generated: list[int] = []
+        self.last_piece = b""  # the last token's bytes, without surrounding whitespace
+        self.repeats = 0  # how many tokens in a row repeated it
         self.cached = 0
         self.prompt_ns = 0
         self.eval_ns = 0
@@ -381,7 +385,11 @@ class Runner:
             return "stop"
         req.generated.append(tok)
         piece = self._pieces[tok]
-        text = req.stream.push(piece if piece is not None else self.model.piece(tok))
+        if piece is None:
+            piece = self.model.piece(tok)
+        if self._stuck(req, piece):
+            return "stop"
+        text = req.stream.push(piece)
         if req.logprobs:
             entry = self.model.logprobs(slot.i_batch, tok, req.top_logprobs)
             self._emit.append((req.id, text, [entry]))
@@ -393,6 +401,17 @@ class Runner:
             return "length"
         slot.next_token = tok
         return None
+
+    @staticmethod
+    def _stuck(req: Request, piece: bytes) -> bool:
+        """A model caught in a loop: more than MAX_REPEATS tokens in a row that read the same
+        without their whitespace (Ollama's rule, GF-02) end the answer."""
+        stripped = piece.strip()
+        if stripped == req.last_piece:
+            req.repeats += 1
+            return req.repeats > MAX_REPEATS
+        req.last_piece, req.repeats = stripped, 0
+        return False
 
     def _is_eog(self, token: int) -> bool:
         known = self._eog[token]  # 0 = not asked yet, 1 = no, 2 = yes
