@@ -27,7 +27,7 @@ from pollama.modelinfo import ModelInfo, build
 from pollama.names import parse
 from pollama.scheduler import LoadSpec, Runner, Scheduler, estimate_kv_bytes, parse_keep_alive
 from pollama.template.render import fit_messages
-from pollama.thinking import ThinkingParser
+from pollama.thinking import ThinkingParser, strip_thinking
 from pollama.tools import ToolCallParser
 
 log = logging.getLogger("pollama.inference")
@@ -94,6 +94,19 @@ class Output:
                 calls, content = self.tools.add(content)
             content += self.tools.flush()
         return thinking, content, calls
+
+
+def drop_old_thinking(info: ModelInfo, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For qwen3 and deepseek-r1 models, answers before the last user message lose their
+    `<think>` blocks (CHAT-04): clients that keep whole answers in the history would otherwise
+    send the old reasoning back into the prompt."""
+    if info.model.config.get("model_family") != "qwen3" and \
+            info.model.stored.name.model != "deepseek-r1":
+        return messages
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
+    return [{**m, "content": strip_thinking(m.get("content") or "")}
+            if m.get("role") == "assistant" and i < last_user else m
+            for i, m in enumerate(messages)]
 
 
 def _metrics(done: dict[str, Any], started: float, load_ns: int) -> dict[str, Any]:
@@ -316,7 +329,7 @@ class Inference:
             self.check_capabilities(info, ["tools"])
         think = self._resolve_think(info, think, req.model)
         grammar = request_grammar(req.format, raw_grammar)
-        messages = list(info.model.messages) + request_messages
+        messages = drop_old_thinking(info, list(info.model.messages) + request_messages)
         if info.model.system and request_messages[0].get("role") != "system":
             messages.insert(0, {"role": "system", "content": info.model.system})
 

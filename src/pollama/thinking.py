@@ -131,3 +131,10 @@ class ThinkingParser:
         self._acc = ""
         content.append(acc)
         return False
+
+
+def strip_thinking(text: str, opening: str = "<think>", closing: str = "</think>") -> str:
+    """`text` without a leading thinking block (an earlier answer sent back in a chat)."""
+    parser = ThinkingParser(opening, closing)
+    _, content = parser.add(text)
+    return content + parser.flush()[1]

@@ -405,6 +405,22 @@ def test_generate_thinking_with_a_prefilled_tag(server, models):
     assert answer.thinking and answer.response and "</think>" not in answer.response
 
 
+def test_old_thinking_is_dropped_from_deepseek_r1_histories(server, smol):
+    """CHAT-04: for qwen3-family and deepseek-r1 models, earlier answers lose their <think>
+    blocks in the prompt; the answer after the last user message keeps it; others keep all."""
+    client = server.client()
+    client.copy("smollm2:135m", "deepseek-r1:test")
+    messages = [{"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "<think>old reasoning</think>\n\nHello!"},
+                {"role": "user", "content": "And now?"},
+                {"role": "assistant", "content": "<think>current reasoning</think>Now."}]
+    r1 = rendered(server, "/api/chat", {"model": "deepseek-r1:test", "messages": messages})
+    assert "old reasoning" not in r1 and "Hello!" in r1
+    assert "current reasoning" in r1
+    other = rendered(server, "/api/chat", {"model": "smollm2:135m", "messages": messages})
+    assert "old reasoning" in other
+
+
 # -- suffix, logprobs, raw grammar -----------------------------------------------------------
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pollama.thinking import ThinkingParser, lstrip_space
+from pollama.thinking import ThinkingParser, lstrip_space, strip_thinking
 
 
 def run(chunks: list[str], opening: str = "<think>", closing: str = "</think>",
@@ -95,3 +95,15 @@ def test_flush_returns_what_was_held() -> None:
 def test_go_white_space() -> None:
     assert lstrip_space("\t\n\v\f\r \x85\xa0\u2003x ") == "x "
     assert lstrip_space("\x1cx") == "\x1cx"  # Python's isspace says yes, Go's IsSpace no
+
+
+@pytest.mark.parametrize(("text", "content"), [
+    ("<think>why</think>\n\nBecause.", "Because."),
+    ("  <think>a\nb</think>Yes", "Yes"),
+    ("No thinking here.", "No thinking here."),
+    ("<think>never closed", ""),
+    ("", ""),
+    ("Text with <think>inside</think> stays.", "Text with <think>inside</think> stays."),
+])
+def test_strip_thinking(text: str, content: str) -> None:
+    assert strip_thinking(text) == content
