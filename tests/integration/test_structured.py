@@ -10,6 +10,8 @@ it into `tool_calls` and `thinking`.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -316,6 +318,78 @@ def test_tools_round_trip_with_the_client(server, models):
             "<|im_start|>assistant\n") in prompt
     assert '"description":"The name of the city"' in prompt
     final = client.chat(model="smol-tools", messages=messages, tools=[get_weather],
+                        options=GREEDY)
+    assert final.message.content.strip() and not final.message.tool_calls
+
+
+# A Hermes-style Jinja chat template with tools, as GGUFs from Hugging Face carry (written for
+# this test), put into a copy of the SmolLM2 GGUF: the model runs on it with no Go TEMPLATE.
+JINJA_TOOLS = """\
+{%- if tools %}<|im_start|>system
+{% if messages[0].role == 'system' %}{{ messages[0].content }}
+
+{% endif %}You may call functions. Their signatures:
+<tools>
+{% for tool in tools %}{{ tool | tojson }}
+{% endfor %}</tools>
+To call one, write <tool_call>{"name": <name>, "arguments": <arguments>}</tool_call>.<|im_end|>
+{% elif messages[0].role == 'system' %}<|im_start|>system
+{{ messages[0].content }}<|im_end|>
+{% endif %}
+{%- for message in messages %}
+{%- if message.role == 'user' %}<|im_start|>user
+{{ message.content }}<|im_end|>
+{% elif message.role == 'assistant' %}<|im_start|>assistant
+{{ message.content or '' }}
+{%- for call in message.tool_calls or [] %}<tool_call>
+{"name": "{{ call.function.name }}", "arguments": {{ call.function.arguments | tojson }}}
+</tool_call>{% endfor %}<|im_end|>
+{% elif message.role == 'tool' %}<|im_start|>user
+<tool_response>
+{{ message.content }}
+</tool_response><|im_end|>
+{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""
+
+
+@pytest.fixture(scope="module")
+def jinja_tools(server, smollm2_path, tmp_path_factory):
+    gguf = tmp_path_factory.mktemp("jinja") / "smollm2-jinja-tools.gguf"
+    made = subprocess.run([str(Path(sys.executable).parent / "gguf-new-metadata"),
+                           "--chat-template", JINJA_TOOLS, "--force", str(smollm2_path),
+                           str(gguf)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    create_from_gguf(server, "smol-jinja-tools", gguf)
+    return "smol-jinja-tools"
+
+
+def test_tools_round_trip_on_a_gguf_jinja_template(server, jinja_tools):
+    client = server.client()
+    shown = client.show(jinja_tools)
+    assert "tools" in shown.capabilities and not shown.template.startswith("{{")
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    response = client.chat(model=jinja_tools, messages=messages, tools=[get_weather],
+                           options={**GREEDY, "grammar": CALL_GRAMMAR})
+    calls = response.message.tool_calls
+    assert response.message.content == "" and calls and len(calls) == 1
+    call = calls[0]
+    assert call.function.name == "get_weather" and set(call.function.arguments) == {"city"}
+    messages.append(response.message)
+    result = get_weather(**call.function.arguments)
+    messages.append({"role": "tool", "content": result, "tool_name": "get_weather"})
+    prompt = rendered(server, "/api/chat", {
+        "model": jinja_tools, "tools": [WEATHER_TOOL],
+        "messages": [m if isinstance(m, dict) else m.model_dump(exclude_none=True)
+                     for m in messages]})
+    city = call.function.arguments["city"]
+    assert '<tools>\n{"type": "function", "function": {"name": "get_weather"' in prompt
+    assert (f'<|im_start|>assistant\n<tool_call>\n{{"name": "get_weather", "arguments": '
+            f'{{"city": "{city}"}}}}\n</tool_call><|im_end|>\n<|im_start|>user\n'
+            f"<tool_response>\nIt is 22 degrees and sunny in {city}.\n</tool_response>"
+            "<|im_end|>\n<|im_start|>assistant\n") in prompt
+    final = client.chat(model=jinja_tools, messages=messages, tools=[get_weather],
                         options=GREEDY)
     assert final.message.content.strip() and not final.message.tool_calls
 
