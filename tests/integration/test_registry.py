@@ -976,3 +976,64 @@ def test_push_answers_a_307_per_part_as_ollamas_registry_asks(registry: Registry
         assert _sha256(fresh.blobs.path(digest)) == digest
     finally:
         front.close()
+
+
+class ExpiringRedirects(HttpFront):
+    """A registry front whose blob GETs redirect to a CDN URL signed to expire after `ttl`
+    seconds, and that CDN: past its time a URL gets 403, as S3 or R2 answer."""
+
+    def __init__(self, registry_host: str, cdn_upstream: str, ttl: float) -> None:
+        self.registry_host = registry_host
+        self.cdn_upstream = cdn_upstream  # where the CDN gets the bytes (a paced proxy)
+        self.ttl = ttl
+        self.signed = 0
+        self.expired = 0
+        super().__init__()
+
+    def handle(self, req: http.server.BaseHTTPRequestHandler) -> None:
+        parts = urllib.parse.urlsplit(req.path)
+        if parts.path.startswith("/cdn/"):  # the CDN side, reached as `localhost`
+            expires = float(dict(urllib.parse.parse_qsl(parts.query))["expires"])
+            if time.time() > expires:
+                self.expired += 1
+                return self.reply(req, 403, b"<Error><Code>AccessDenied</Code>"
+                                            b"<Message>Request has expired</Message></Error>", {})
+            return self._forward(req, self.cdn_upstream, parts.path.removeprefix("/cdn"))
+        if req.command == "GET" and "/blobs/sha256:" in parts.path:
+            self.signed += 1
+            port = self.host.rsplit(":", 1)[1]
+            return self.reply(req, 307, b"", {"Location": f"http://localhost:{port}/cdn"
+                                                           f"{parts.path}?expires="
+                                                           f"{time.time() + self.ttl}"})
+        self._forward(req, self.registry_host, req.path)
+
+    def _forward(self, req: http.server.BaseHTTPRequestHandler, host: str, path: str) -> None:
+        conn = http.client.HTTPConnection(host, timeout=60)
+        headers = {k: v for k, v in req.headers.items() if k.lower() in ("range", "accept")}
+        conn.request(req.command, path, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        conn.close()
+        keep = ("content-type", "content-range", "docker-content-digest", "etag")
+        headers = {k: v for k, v in resp.getheaders() if k.lower() in keep}
+        if req.command == "HEAD":
+            headers["Content-Length"] = resp.getheader("Content-Length") or "0"
+        self.reply(req, resp.status, data, headers)
+
+
+def test_an_expired_cdn_url_is_asked_for_again(model_store: Store, registry: Registry,
+                                               proxies: list[Proxy], tmp_path: Path) -> None:
+    name = tag(model_store, registry.host)
+    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
+    slow = Proxy(registry.host, rate=16 * MIB)
+    proxies.append(slow)
+    front = ExpiringRedirects(registry.host, slow.host, ttl=2.0)
+    try:
+        via = parse(f"{front.host}/test/smollm2:135m")
+        store = Store(tmp_path / "models")
+        run(pull_model(store, via, insecure=True, progress=lambda e: None))
+        same_model(model_store, name, store, via)
+        assert front.expired >= 1  # the first URL ran out mid-blob...
+        assert front.signed >= 2  # ...and the registry signed another one
+    finally:
+        front.close()

@@ -46,6 +46,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -442,6 +443,7 @@ class BlobDownload:
     async def _chunk_with_retries(self, client: RegistryClient, ranges: RangeClient,
                                   chunk: Chunk) -> None:
         tries = 0
+        asked_again = False
         while True:
             url = self._url or client.url("blobs", self.digest)
             headers = {"Authorization": client.authorization} \
@@ -457,6 +459,14 @@ class BlobDownload:
                          chunk.offset + chunk.got)
                 continue
             except (RangeBroken, RegistryError, ReauthNeeded) as err:
+                if not isinstance(err, RangeBroken) and not client.same_host(url) and \
+                        not asked_again:
+                    # A CDN refused its URL (a signed one may have expired while a long pull
+                    # ran): the registry gives a new one.
+                    log.info("%s: %s refused: %s; asking the registry again",
+                             self.digest[7:19], urlsplit(url).hostname, err)
+                    self._url, asked_again = None, True
+                    continue
                 if isinstance(err, RegistryError) and not err.transient:
                     raise
                 tries += 1
