@@ -15,6 +15,7 @@ import httpx
 
 from pollama import __version__
 from pollama.config import Config
+from pollama.proxy import proxy_for
 
 
 class ClientError(Exception):
@@ -51,6 +52,7 @@ class Client:
             base_url=self.base_url,
             timeout=httpx.Timeout(10.0, read=None),
             headers={"User-Agent": f"pollama/{__version__} ({sys.platform}) Python"},
+            proxy=proxy_for(self.base_url), trust_env=False,  # Go's proxy rules (proxy.py)
         )
 
     def close(self) -> None:

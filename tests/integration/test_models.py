@@ -74,6 +74,20 @@ def test_official_client_create_and_layout(server, smol, smollm2_path):
     assert entry.details.parameter_size == "134.52M"
 
 
+def test_cli_reaches_its_local_server_behind_a_proxy(server, smol):
+    """A corporate HTTP_PROXY (here one that does not answer) or a SOCKS one must not stand
+    between the CLI and a server on loopback (Go's rule, as Ollama's CLI)."""
+    for proxy in ("http://127.0.0.1:1", "socks5://127.0.0.1:1"):
+        out = server.cli("list", env={"HTTP_PROXY": proxy, "http_proxy": proxy,
+                                      "HTTPS_PROXY": proxy, "ALL_PROXY": proxy})
+        assert out.returncode == 0, out.stderr
+        assert "smollm2:135m" in out.stdout
+    bad = server.cli("list", env={"HTTP_PROXY": "ftp://proxy", "OLLAMA_HOST": "10.0.0.1:1"})
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == ("Error: invalid proxy URL 'ftp://proxy': use http://, "
+                                  "https://, socks5:// or socks5h://")
+
+
 def test_show_through_client(server, smol):
     shown = server.client().show(smol)
     assert shown.details.format == "gguf"

@@ -819,11 +819,37 @@ def outward_address() -> str | None:
     return None if address.startswith("127.") else address
 
 
-def test_pull_goes_through_the_http_proxy_the_environment_names(
-        model_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    tinyproxy = shutil.which("tinyproxy")
-    if tinyproxy is None:
-        pytest.skip("tinyproxy is not installed (Debian package tinyproxy)")
+def start_proxy(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """tinyproxy (an HTTP proxy) or microsocks (SOCKS5) on a loopback port, logging to a file;
+    skips the test when the binary is missing (CI installs both)."""
+    binary = shutil.which("tinyproxy" if kind == "http" else "microsocks")
+    if binary is None:
+        pytest.skip(f"{'tinyproxy' if kind == 'http' else 'microsocks'} is not installed")
+    port = free_port()
+    log = workdir / f"{kind}-proxy.log"
+    if kind == "http":
+        conf = workdir / "tinyproxy.conf"
+        conf.write_text(f"Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 50\n"
+                        f"LogFile \"{log}\"\nLogLevel Info\nAllow 127.0.0.1\n")
+        proc = subprocess.Popen([binary, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.STDOUT)
+    else:
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([binary, "-i", "127.0.0.1", "-p", str(port)], stdout=out,
+                                    stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port, log
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("kind", ["http", "socks5"])
+def test_pull_goes_through_the_proxy_the_environment_names(
+        kind: str, model_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     address = outward_address()
     if address is None:
         pytest.skip("this machine has no address but loopback (loopback never goes through "
@@ -832,31 +858,21 @@ def test_pull_goes_through_the_http_proxy_the_environment_names(
     try:
         name = tag(model_store, registry.host)
         run(push_model(model_store, name, insecure=True, progress=lambda e: None))
-        port = free_port()
-        log = tmp_path / "tinyproxy.log"
-        conf = tmp_path / "tinyproxy.conf"
-        conf.write_text(f"Port {port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 50\n"
-                        f"LogFile \"{log}\"\nLogLevel Info\nAllow 127.0.0.1\n")
-        proc = subprocess.Popen([tinyproxy, "-d", "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.STDOUT)
+        proc, port, log = start_proxy(kind, tmp_path)
         try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert proc.poll() is None and time.monotonic() < deadline
-                    time.sleep(0.05)
             for var in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
                 monkeypatch.delenv(var, raising=False)
-            monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+            monkeypatch.setenv("HTTP_PROXY", f"{kind}://127.0.0.1:{port}")
             store = Store(tmp_path / "models")
             run(pull_model(store, name, insecure=True, progress=lambda e: None))
             same_model(model_store, name, store, name)
             seen = log.read_text(errors="replace")
-            assert f"GET http://{registry.host}/v2/test/smollm2/blobs/" \
-                   f"{model_digest(model_store)}" in seen  # the big blob came via the proxy
+            if kind == "http":  # the manifest and the big blob both came through the proxy
+                assert f"GET http://{registry.host}/v2/test/smollm2/manifests/135m" in seen
+                assert f"GET http://{registry.host}/v2/test/smollm2/blobs/" \
+                       f"{model_digest(model_store)}" in seen
+            else:  # the pull's own connection and at least one for the ranges
+                assert seen.count(f"connected to {registry.host}") >= 2, seen
         finally:
             proc.terminate()
             proc.wait(10)

@@ -1,5 +1,5 @@
-"""How a pull cuts a blob: parts (state files), chunks (ranged GETs), streams; the proxy rule of
-the bulk transfers; where a name is pulled from."""
+"""How a pull cuts a blob: parts (state files), chunks (ranged GETs), streams; where a name is
+pulled from."""
 
 from __future__ import annotations
 
@@ -128,26 +128,6 @@ def test_total_size_from_the_answer() -> None:
     assert ranges._total_size(Answer(200, content_length="1234"), 0) == 1234
     with pytest.raises(RegistryError, match="answered a range"):
         ranges._total_size(Answer(206, content_range="bytes 0-31/100"), 16)
-
-
-def test_proxy_rule(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY",
-                "NO_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    assert ranges._proxy_for("https", "registry.example") is None
-    monkeypatch.setenv("HTTPS_PROXY", "http://user:p%40ss@proxy.corp:3128")
-    host, port, auth = ranges._proxy_for("https", "registry.example") or ("", 0, {})
-    assert (host, port) == ("proxy.corp", 3128)
-    assert auth == {"Proxy-Authorization": "Basic dXNlcjpwQHNz"}  # user:p@ss
-    assert ranges._proxy_for("http", "registry.example") is None  # only HTTPS_PROXY is set
-    for loopback in ("127.0.0.1", "localhost", "::1", "[::1]"):
-        assert ranges._proxy_for("https", loopback) is None  # as Go: never for loopback
-    monkeypatch.setenv("NO_PROXY", "example,.other")
-    assert ranges._proxy_for("https", "registry.example") is None
-    monkeypatch.setenv("NO_PROXY", "")
-    monkeypatch.setenv("HTTPS_PROXY", "socks5://proxy.corp:1080")
-    with pytest.raises(RegistryError, match="unsupported proxy"):
-        ranges._proxy_for("https", "registry.example")
 
 
 @pytest.mark.parametrize(("model", "url"), [

@@ -16,15 +16,15 @@ import ssl
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
-import httpcore
 import httpx
 
 from pollama import __version__
 from pollama.config import Config
 from pollama.names import Name
+from pollama.proxy import proxy_for
 from pollama.registry import auth
 from pollama.registry.errors import RegistryError, RemoteNotFound, Unauthorized
 
@@ -69,19 +69,9 @@ class RegistryClient:
         self.authorization: str | None = None
         self.http = httpx.AsyncClient(
             follow_redirects=False, timeout=TIMEOUT, headers={"User-Agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-            verify=ssl_context())
-
-    def sync_client(self) -> httpx.Client:
-        """A blocking client for the bulk byte transfers that run in worker threads."""
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        transport = httpx.HTTPTransport(verify=ssl_context(), limits=limits)
-        pool = getattr(transport, "_pool", None)  # httpx 0.28: the httpcore ConnectionPool
-        backend = getattr(pool, "_network_backend", None)
-        if isinstance(backend, httpcore.NetworkBackend):
-            pool._network_backend = _BigReads(backend)  # type: ignore[union-attr]
-        return httpx.Client(timeout=TIMEOUT, headers={"User-Agent": USER_AGENT},
-                            limits=limits, verify=ssl_context(), transport=transport)
+            transport=_ProxyRouting(httpx.Limits(max_connections=64,
+                                                 max_keepalive_connections=32)),
+            trust_env=False)
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -210,45 +200,26 @@ class RegistryClient:
         return str(token)
 
 
-BULK_READ = 1 << 20
+class _ProxyRouting(httpx.AsyncBaseTransport):
+    """Sends each request through the proxy `proxy_for` names for its URL (Go's rules; the
+    registry, its token service and a CDN may each get another answer)."""
 
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._transports: dict[str | None, httpx.AsyncHTTPTransport] = {}
 
-class _BigReads(httpcore.NetworkBackend):
-    """Sockets that read up to 1 MiB per call where httpcore asks for 64 KiB: on a fast link a
-    blob then arrives in 16x fewer trips through h11, about 1.5x faster on loopback."""
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = proxy_for(str(request.url))
+        transport = self._transports.get(proxy)
+        if transport is None:
+            transport = httpx.AsyncHTTPTransport(verify=ssl_context(), limits=self._limits,
+                                                 proxy=proxy)
+            self._transports[proxy] = transport
+        return await transport.handle_async_request(request)
 
-    def __init__(self, inner: httpcore.NetworkBackend) -> None:
-        self._inner = inner
-
-    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        return _BigReadStream(self._inner.connect_tcp(*args, **kwargs))
-
-    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
-        return _BigReadStream(self._inner.connect_unix_socket(*args, **kwargs))
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-class _BigReadStream(httpcore.NetworkStream):
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max(max_bytes, BULK_READ), timeout)
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, timeout)
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        return _BigReadStream(self._inner.start_tls(ssl_context, server_hostname, timeout))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
+    async def aclose(self) -> None:
+        for transport in self._transports.values():
+            await transport.aclose()
 
 
 @contextlib.contextmanager

@@ -3,20 +3,23 @@
 The bulk of a pull goes through here rather than through httpx: `readinto` one reused buffer
 costs about a third of the CPU of a new bytes object per read through h11, and on a fast link
 the CPU is the limit (bench/bench_pull.py). Kept-alive connections are pooled per origin;
-redirects are followed, with Authorization sent to the first host only; HTTP_PROXY,
-HTTPS_PROXY and NO_PROXY are honoured as httpx and Go do (loopback never goes through a proxy).
+redirects are followed, with Authorization sent to the first host only. Proxies are chosen by
+Go's rules (pollama/proxy.py): an http:// proxy gets absolute-URI requests, or a CONNECT tunnel
+for https; a socks5:// one a SOCKS5 CONNECT (socksio, the protocol library httpx uses).
 """
 
 from __future__ import annotations
 
 import base64
 import http.client
-import ipaddress
+import socket
 import threading
-import urllib.request
 from collections.abc import Callable
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
+from socksio import socks5
+
+from pollama.proxy import ProxyError, proxy_for
 from pollama.registry.client import MAX_REDIRECTS, REDIRECT_CODES, STALL_TIMEOUT, ssl_context
 from pollama.registry.errors import RegistryError, RemoteNotFound
 
@@ -141,29 +144,40 @@ class RangeClient:
 
     @staticmethod
     def _connect(scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-        proxy = _proxy_for(scheme, host)
+        proxy_url = proxy_for(f"{scheme}://{host}:{port}/")
+        proxy = urlsplit(proxy_url) if proxy_url else None
+        if proxy is not None and proxy.scheme in ("socks5", "socks5h"):
+            if scheme == "https":
+                return _SocksHTTPSConnection(proxy, host, port, timeout=STALL_TIMEOUT,
+                                             context=ssl_context())
+            return _SocksHTTPConnection(proxy, host, port, timeout=STALL_TIMEOUT)
+        if proxy is not None and proxy.scheme != "http":
+            raise ProxyError(f"{proxy.scheme}:// proxies are not supported for downloads "
+                             "(use http:// or socks5://)")
         if proxy is None:
             if scheme == "https":
                 return http.client.HTTPSConnection(host, port, timeout=STALL_TIMEOUT,
                                                    context=ssl_context())
             return http.client.HTTPConnection(host, port, timeout=STALL_TIMEOUT)
-        proxy_host, proxy_port, auth = proxy
+        proxy_port = proxy.port or 80
         if scheme == "https":  # a CONNECT tunnel through the proxy
-            conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=STALL_TIMEOUT,
-                                               context=ssl_context())
-            conn.set_tunnel(host, port, headers=auth)
+            conn = http.client.HTTPSConnection(proxy.hostname or "", proxy_port,
+                                               timeout=STALL_TIMEOUT, context=ssl_context())
+            conn.set_tunnel(host, port, headers=_proxy_authorization(proxy))
             return conn
-        return http.client.HTTPConnection(proxy_host, proxy_port, timeout=STALL_TIMEOUT)
+        return http.client.HTTPConnection(proxy.hostname or "", proxy_port,
+                                          timeout=STALL_TIMEOUT)
 
     @staticmethod
     def _target(conn: http.client.HTTPConnection, url: str, path: str,
                 query: str) -> tuple[str, dict[str, str]]:
-        """The request target: the absolute URL (and proxy credentials) for a plain-http proxy,
-        else the path."""
-        if not isinstance(conn, http.client.HTTPSConnection):
-            proxy = _proxy_for(urlsplit(url).scheme, urlsplit(url).hostname or "")
-            if proxy is not None:
-                return url, proxy[2]
+        """The request target: the absolute URL (and proxy credentials) through a plain-http
+        proxy, else the path."""
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not isinstance(conn, _SocksHTTPConnection):
+            proxy_url = proxy_for(url)
+            if proxy_url is not None:
+                return url, _proxy_authorization(urlsplit(proxy_url))
         return f"{path}?{query}" if query else path, {}
 
     def _give_back(self, key: tuple[str, str, int], conn: http.client.HTTPConnection,
@@ -216,31 +230,59 @@ def _total_size(resp: http.client.HTTPResponse, start: int) -> int | None:
     return int(size) if size.isdigit() else None
 
 
-def _proxy_for(scheme: str, host: str) -> tuple[str, int, dict[str, str]] | None:
-    """(host, port, Proxy-Authorization header) of the proxy the environment names for this
-    URL, or None. Only http:// proxies are spoken."""
-    if _is_loopback(host):
-        return None
-    proxies = urllib.request.getproxies()
-    proxy = proxies.get(scheme)
-    if not proxy or urllib.request.proxy_bypass(host):
-        return None
-    if "://" not in proxy:
-        proxy = f"http://{proxy}"
-    parts = urlsplit(proxy)
-    if parts.scheme != "http" or not parts.hostname:
-        raise RegistryError(f"unsupported proxy for downloads: {parts.scheme}:// (use http://)")
-    auth: dict[str, str] = {}
-    if parts.username is not None:
-        user_pass = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        auth["Proxy-Authorization"] = "Basic " + base64.b64encode(user_pass.encode()).decode()
-    return parts.hostname, parts.port or 80, auth
+def _proxy_authorization(proxy: SplitResult) -> dict[str, str]:
+    if proxy.username is None:
+        return {}
+    user_pass = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}"
+    return {"Proxy-Authorization": "Basic " + base64.b64encode(user_pass.encode()).decode()}
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _socks_connect(proxy: SplitResult, host: str, port: int, timeout: float) -> socket.socket:
+    """A socket to host:port through a SOCKS5 proxy (the proxy resolves the name)."""
+    sock = socket.create_connection((proxy.hostname or "", proxy.port or 1080), timeout=timeout)
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+        conn = socks5.SOCKS5Connection()
+        methods = [socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED]
+        if proxy.username is not None:
+            methods.append(socks5.SOCKS5AuthMethod.USERNAME_PASSWORD)
+        conn.send(socks5.SOCKS5AuthMethodsRequest(methods))
+        sock.sendall(conn.data_to_send())
+        chosen = conn.receive_data(sock.recv(1024))
+        if chosen.method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
+            conn.send(socks5.SOCKS5UsernamePasswordRequest(
+                unquote(proxy.username or "").encode(), unquote(proxy.password or "").encode()))
+            sock.sendall(conn.data_to_send())
+            if not conn.receive_data(sock.recv(1024)).success:
+                raise OSError("the SOCKS proxy refused the username and password")
+        elif chosen.method != socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED:
+            raise OSError("the SOCKS proxy wants an authentication method pollama lacks")
+        conn.send(socks5.SOCKS5CommandRequest.from_address(socks5.SOCKS5Command.CONNECT,
+                                                           (host, port)))
+        sock.sendall(conn.data_to_send())
+        reply = conn.receive_data(sock.recv(1024))
+        if reply.reply_code != socks5.SOCKS5ReplyCode.SUCCEEDED:
+            raise OSError(f"the SOCKS proxy could not connect to {host}:{port}: "
+                          f"{reply.reply_code.name.lower().replace('_', ' ')}")
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+class _SocksHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, proxy: SplitResult, host: str, port: int, **kwargs: object) -> None:
+        super().__init__(host, port, **kwargs)  # type: ignore[arg-type]
+        self._proxy = proxy
+
+    def connect(self) -> None:
+        self.sock = _socks_connect(self._proxy, self.host, self.port, self.timeout)
+
+
+class _SocksHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, proxy: SplitResult, host: str, port: int, **kwargs: object) -> None:
+        super().__init__(host, port, **kwargs)  # type: ignore[arg-type]
+        self._proxy = proxy
+
+    def connect(self) -> None:
+        sock = _socks_connect(self._proxy, self.host, self.port, self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
