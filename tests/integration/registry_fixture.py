@@ -279,6 +279,15 @@ class TokenService(HttpFront):
 LINK_BURST = 256 * 1024
 
 
+@dataclass
+class Connection:
+    """One connection through a Proxy: when it opened and closed, and the bytes it brought."""
+
+    opened: float
+    closed: float | None = None
+    down: int = 0
+
+
 class Proxy:
     """Forwards 127.0.0.1:<port> to the registry; counts the bytes both ways and optionally
     paces those sent back.
@@ -294,8 +303,7 @@ class Proxy:
         self.cut_after = cut_after  # drop the first connection that passes this many bytes
         self.down = 0
         self.up = 0  # bytes the clients sent
-        self.open = 0  # connections open now, and the most at once
-        self.most_open = 0
+        self.connections: list[Connection] = []
         self._link_free_at = 0.0  # when the shared link has sent what it was given
         self._lock = threading.Lock()
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -309,15 +317,28 @@ class Proxy:
             except OSError:
                 return
             upstream = socket.create_connection((self.target[0], int(self.target[1])))
+            record = Connection(time.monotonic())
             with self._lock:
-                self.open += 1
-                self.most_open = max(self.most_open, self.open)
-            threading.Thread(target=self._pump, args=(client, upstream, False),
+                self.connections.append(record)
+            threading.Thread(target=self._pump, args=(client, upstream, False, record),
                              daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True),
+            threading.Thread(target=self._pump, args=(upstream, client, True, record),
                              daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, down: bool) -> None:
+    def most_at_once(self, min_down: int = 0) -> int:
+        """The most connections open at one time among those that brought `min_down` bytes."""
+        with self._lock:
+            spans = [(c.opened, c.closed or time.monotonic()) for c in self.connections
+                     if c.down >= min_down]
+        edges = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
+        most = now = 0
+        for _, step in edges:
+            now += step
+            most = max(most, now)
+        return most
+
+    def _pump(self, src: socket.socket, dst: socket.socket, down: bool,
+              record: Connection) -> None:
         passed = 0
         paced = self.rate or self.connection_rate
         try:
@@ -335,6 +356,7 @@ class Proxy:
                 else:
                     with self._lock:
                         self.down += len(data)
+                        record.down += len(data)
                         now = time.monotonic()
                         if self.rate:  # a token bucket: time lost to a late wake-up is
                             # made up (up to 256 KiB), so one connection can fill the line
@@ -350,8 +372,7 @@ class Proxy:
             pass
         finally:
             if down:
-                with self._lock:
-                    self.open -= 1
+                record.closed = time.monotonic()
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)

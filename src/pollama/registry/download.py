@@ -179,7 +179,7 @@ class StreamScaler:
     Each step lets the new streams SETTLE (connect, slow start), then measures for MEASURE
     seconds. Pure arithmetic on (time, bytes received) so that it can be tested alone."""
 
-    GAIN = 1.15
+    GAIN = 1.3
     SETTLE = 0.25
     MEASURE = 0.5
 
@@ -368,9 +368,10 @@ class BlobDownload:
                         await self._fetch_in_order(
                             cursor, lambda c: self._chunk_with_retries(client, ranges, c))
                     finally:
-                        await self._stop_transfers()
-                        ranges.close()
-                        self._write_states()
+                        try:
+                            await self._stop_transfers(ranges)
+                        finally:
+                            self._write_states()
                 got = await asyncio.shield(hasher)
             finally:
                 stop_hashing.set()  # and wait: the thread reads the file
@@ -430,15 +431,25 @@ class BlobDownload:
                 task.cancel()
             await asyncio.gather(*streams, return_exceptions=True)
 
-    async def _stop_transfers(self) -> None:
-        """Make the transfer threads stop (after their current read) and wait for them."""
+    async def _stop_transfers(self, ranges: RangeClient) -> None:
+        """Make the transfer threads stop and wait for them, even through a cancellation:
+        they write into the partial file, which is closed next."""
         self._stop.set()
+        ranges.close()  # breaks off the reads in progress too
         running = [asyncio.wrap_future(f) for f in self._running if not f.done()]
+        cancelled = False
         if running:
-            await asyncio.wait(running)
+            waiting = asyncio.ensure_future(asyncio.wait(running))
+            while not waiting.done():
+                try:
+                    await asyncio.shield(waiting)
+                except asyncio.CancelledError:
+                    cancelled = True
         for waited in running:  # their failures were already reported (or do not matter)
             if not waited.cancelled():
                 waited.exception()
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def _chunk_with_retries(self, client: RegistryClient, ranges: RangeClient,
                                   chunk: Chunk) -> None:

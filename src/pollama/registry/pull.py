@@ -15,23 +15,24 @@ file alone, without the template and parameters hf.co makes for Ollama.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from pollama.config import Config
 from pollama.errors import InvalidModelName
 from pollama.names import Name
 from pollama.registry.client import MEDIA_MANIFEST, RegistryClient, translate_errors
-from pollama.registry.download import download_blob
+from pollama.registry.download import SMALL_BLOB, download_blob
 from pollama.registry.errors import (
     InsecureProtocol,
     ManifestNotFound,
     RegistryError,
     RemoteNotFound,
 )
-from pollama.registry.progress import Progress, status
+from pollama.registry.progress import Progress, status, transfer
 from pollama.store import CorruptManifest, Manifest, Store
 from pollama.store.blobs import parse_digest
-from pollama.store.manifest import MEDIA_TENSOR
+from pollama.store.manifest import MEDIA_TENSOR, Layer
 
 log = logging.getLogger("pollama.registry")
 
@@ -55,6 +56,33 @@ async def fetch_manifest(client: RegistryClient, tag: str) -> tuple[Manifest, by
         if parse_digest(layer.digest) != layer.digest:
             raise RegistryError(f"pull model manifest: invalid digest {layer.digest!r}")
     return manifest, raw
+
+
+async def _download_all(store: Store, client: RegistryClient, layers: list[Layer],
+                        progress: Progress) -> None:
+    """Every blob of the manifest, reported in its order as Ollama does; the small ones (config,
+    template, params, license) are fetched from the start, side by side with the big one, so
+    that their round trips do not add up after it."""
+    small = {layer.digest: asyncio.ensure_future(
+        download_blob(store, client, layer.digest, layer.size, progress=_ignore))
+        for layer in layers if layer.size <= SMALL_BLOB}
+    try:
+        for layer in layers:
+            fetching = small.get(layer.digest)
+            if fetching is None:
+                await download_blob(store, client, layer.digest, layer.size, progress=progress)
+            else:
+                await fetching
+                size = store.blobs.size(layer.digest)
+                progress(transfer("pulling", layer.digest, size, size))
+    finally:
+        for fetching in small.values():
+            fetching.cancel()
+        await asyncio.gather(*small.values(), return_exceptions=True)
+
+
+def _ignore(_: dict[str, object]) -> None:
+    pass
 
 
 async def pull_model(store: Store, name: Name, *, insecure: bool = False,
@@ -82,8 +110,7 @@ async def pull_model(store: Store, name: Name, *, insecure: bool = False,
                 raise RegistryError("this model requires MLX support, but the MLX runtime is "
                                     "not available")
             layers = manifest.all_layers() if manifest.config.digest else list(manifest.layers)
-            for layer in layers:
-                await download_blob(store, client, layer.digest, layer.size, progress=progress)
+            await _download_all(store, client, layers, progress)
 
     # Every blob was hashed and compared before it got its name (download.py).
     progress(status("verifying sha256 digest"))

@@ -11,6 +11,7 @@ for https; a socks5:// one a SOCKS5 CONNECT (socksio, the protocol library httpx
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import socket
 import threading
@@ -58,6 +59,7 @@ class RangeClient:
     def __init__(self, user_agent: str) -> None:
         self.user_agent = user_agent
         self._idle: dict[tuple[str, str, int], list[http.client.HTTPConnection]] = {}
+        self._busy: set[http.client.HTTPConnection] = set()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -124,23 +126,29 @@ class RangeClient:
         raise RegistryError(f"maximum redirects exceeded ({MAX_REDIRECTS}) for directURL")
 
     def close(self) -> None:
+        """Close the idle connections, and break off the reads on the busy ones (their
+        threads see an early end and return)."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, {}
+            busy = list(self._busy)
         for conns in idle.values():
             for conn in conns:
                 conn.close()
+        for conn in busy:
+            if conn.sock is not None:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
 
     def _take(self, key: tuple[str, str, int],
               fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
         """An idle connection to the origin (unless `fresh`) or a new one; and whether it
         was idle."""
-        if not fresh:
-            with self._lock:
-                idle = self._idle.get(key)
-                if idle:
-                    return idle.pop(), True
-        return self._connect(*key), False
+        with self._lock:
+            idle = None if fresh else self._idle.get(key)
+            conn, reused = (idle.pop(), True) if idle else (self._connect(*key), False)
+            self._busy.add(conn)
+            return conn, reused
 
     @staticmethod
     def _connect(scheme: str, host: str, port: int) -> http.client.HTTPConnection:
@@ -182,6 +190,8 @@ class RangeClient:
 
     def _give_back(self, key: tuple[str, str, int], conn: http.client.HTTPConnection,
                    reusable: bool) -> None:
+        with self._lock:
+            self._busy.discard(conn)
         if reusable:
             with self._lock:
                 if not self._closed:
