@@ -81,6 +81,7 @@ BACKOFF_BASE = 1.0  # seconds; attempt n sleeps BACKOFF_BASE * 2**n
 STATE_INTERVAL = 0.5  # seconds between rewrites of the state files
 HASH_BLOCK = 8 << 20  # bytes hashed per read
 HASH_STEP = 1 << 20  # bytes the hasher waits for
+HASH_NAP, HASH_NAP_MAX = 0.001, 0.05  # seconds the hasher sleeps while it waits
 SMALL_BLOB = 1 << 20  # blobs up to this size are fetched with one plain GET
 
 
@@ -512,12 +513,14 @@ class BlobDownload:
 
     def _hash_along(self, stop: threading.Event) -> str:
         """Hash the written prefix of the blob as it grows; returns `sha256:<hex>`, or "" when
-        stopped. Runs in a thread of its own that looks every millisecond (an asyncio hop per
-        step lags behind a fast link), with its own descriptor. Hashed ranges are handed to
-        the kernel's writeback at once, so that the fsync at the end has little left to do."""
+        stopped. Runs in a thread of its own, with its own descriptor, that looks every
+        millisecond while bytes come fast (an asyncio hop per step lags behind a fast link).
+        Hashed ranges are handed to the kernel's writeback at once, so that the fsync at the
+        end has little left to do."""
         h = hashlib.sha256()
         buffer = memoryview(bytearray(HASH_BLOCK))
         fd = os.open(self.partial, os.O_RDONLY)
+        nap = HASH_NAP
         try:
             pos = 0
             while pos < self.total:
@@ -525,8 +528,11 @@ class BlobDownload:
                     return ""
                 frontier = self._frontier()
                 if frontier - pos < HASH_STEP and frontier < self.total:
-                    time.sleep(0.001)
+                    if stop.wait(nap):
+                        return ""
+                    nap = min(nap * 2, HASH_NAP_MAX)  # a slow link need not be watched often
                     continue
+                nap = HASH_NAP
                 n = os.preadv(fd, [buffer[:min(frontier - pos, HASH_BLOCK)]], pos)
                 if n <= 0:
                     raise OSError(errno.EIO, f"{self.partial} is shorter than expected")
@@ -572,11 +578,11 @@ def _in_own_thread(function: Callable[..., T], *args: Any, name: str) -> asyncio
 
     def run() -> None:
         try:
-            result = function(*args)
+            outcome: tuple[T | None, BaseException | None] = (function(*args), None)
         except BaseException as err:  # handed to the awaiting task
-            loop.call_soon_threadsafe(settle, None, err)
-        else:
-            loop.call_soon_threadsafe(settle, result, None)
+            outcome = (None, err)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, *outcome)
 
     threading.Thread(target=run, name=name, daemon=True).start()
     return future
