@@ -293,32 +293,34 @@ call ::= "{\"name\": \"get_weather\", \"arguments\": {\"city\": \"" [A-Z] [a-z]{
 '''
 
 
-def test_tools_round_trip_with_the_client(server, models):
-    client = server.client()
+def call_the_weather_tool(server, model: str) -> tuple[list[dict[str, Any]], str]:
+    """Ask for the weather with the tool offered, as an application would; the grammar only
+    makes the call certain, the server still parses the model's text into `tool_calls`.
+    Returns the conversation with the call and the tool's result, and the city asked for."""
     messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
-    # the grammar only makes the call certain; the server still parses the model's text
-    response = client.chat(model="smol-tools", messages=messages, tools=[get_weather],
-                           options={**GREEDY, "grammar": CALL_GRAMMAR})
+    response = server.client().chat(model=model, messages=messages, tools=[get_weather],
+                                    options={**GREEDY, "grammar": CALL_GRAMMAR})
     calls = response.message.tool_calls
     assert response.message.content == "" and calls and len(calls) == 1
     call = calls[0]
     assert call.function.name == "get_weather" and set(call.function.arguments) == {"city"}
-    messages.append(response.message)
-    for call in calls:
-        result = {"get_weather": get_weather}[call.function.name](**call.function.arguments)
-        messages.append({"role": "tool", "content": result, "tool_name": call.function.name})
-    prompt = rendered(server, "/api/chat", {
-        "model": "smol-tools", "tools": [WEATHER_TOOL],
-        "messages": [m if isinstance(m, dict) else m.model_dump(exclude_none=True)
-                     for m in messages]})
-    city = call.function.arguments["city"]
+    result = {"get_weather": get_weather}[call.function.name](**call.function.arguments)
+    messages += [response.message.model_dump(exclude_none=True),
+                 {"role": "tool", "content": result, "tool_name": call.function.name}]
+    return messages, call.function.arguments["city"]
+
+
+def test_tools_round_trip_with_the_client(server, models):
+    messages, city = call_the_weather_tool(server, "smol-tools")
+    prompt = rendered(server, "/api/chat", {"model": "smol-tools", "tools": [WEATHER_TOOL],
+                                            "messages": messages})
     assert (f'<|im_start|>assistant\n<tool_call>\n{{"name": "get_weather", "arguments": '
             f'{{"city":"{city}"}}}}\n</tool_call><|im_end|>\n<|im_start|>user\n<tool_response>\n'
             f"It is 22 degrees and sunny in {city}.\n</tool_response><|im_end|>\n"
             "<|im_start|>assistant\n") in prompt
     assert '"description":"The name of the city"' in prompt
-    final = client.chat(model="smol-tools", messages=messages, tools=[get_weather],
-                        options=GREEDY)
+    final = server.client().chat(model="smol-tools", messages=messages, tools=[get_weather],
+                                 options=GREEDY)
     assert final.message.content.strip() and not final.message.tool_calls
 
 
@@ -369,21 +371,9 @@ def test_tools_round_trip_on_a_gguf_jinja_template(server, jinja_tools):
     client = server.client()
     shown = client.show(jinja_tools)
     assert "tools" in shown.capabilities and not shown.template.startswith("{{")
-    messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
-    response = client.chat(model=jinja_tools, messages=messages, tools=[get_weather],
-                           options={**GREEDY, "grammar": CALL_GRAMMAR})
-    calls = response.message.tool_calls
-    assert response.message.content == "" and calls and len(calls) == 1
-    call = calls[0]
-    assert call.function.name == "get_weather" and set(call.function.arguments) == {"city"}
-    messages.append(response.message)
-    result = get_weather(**call.function.arguments)
-    messages.append({"role": "tool", "content": result, "tool_name": "get_weather"})
-    prompt = rendered(server, "/api/chat", {
-        "model": jinja_tools, "tools": [WEATHER_TOOL],
-        "messages": [m if isinstance(m, dict) else m.model_dump(exclude_none=True)
-                     for m in messages]})
-    city = call.function.arguments["city"]
+    messages, city = call_the_weather_tool(server, jinja_tools)
+    prompt = rendered(server, "/api/chat", {"model": jinja_tools, "tools": [WEATHER_TOOL],
+                                            "messages": messages})
     assert '<tools>\n{"type": "function", "function": {"name": "get_weather"' in prompt
     assert (f'<|im_start|>assistant\n<tool_call>\n{{"name": "get_weather", "arguments": '
             f'{{"city": "{city}"}}}}\n</tool_call><|im_end|>\n<|im_start|>user\n'
