@@ -85,6 +85,26 @@ HASH_NAP, HASH_NAP_MAX = 0.001, 0.05  # seconds the hasher sleeps while it waits
 SMALL_BLOB = 1 << 20  # blobs up to this size are fetched with one plain GET
 
 
+async def with_retries(step: Callable[[], Awaitable[T]],
+                       failed: Callable[[int, Exception, float], None] | None = None) -> T:
+    """Run `step` up to MAX_RETRIES times, BACKOFF_BASE * 2**n seconds apart (REG-06): network
+    errors and 5xx/429 answers are tried again, other registry errors end it at once.
+    `failed(attempt, error, sleep)` hears of each failure that is tried again."""
+    for attempt in range(MAX_RETRIES):
+        try:
+            return await step()
+        except (httpx.TransportError, RegistryError) as err:
+            if isinstance(err, RegistryError) and not err.transient:
+                raise
+            if attempt == MAX_RETRIES - 1:
+                raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err
+            sleep = BACKOFF_BASE * 2 ** attempt
+            if failed is not None:
+                failed(attempt, err, sleep)
+            await asyncio.sleep(sleep)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 def part_sizes(total: int) -> list[tuple[int, int]]:
     """(offset, size) of each part: total/16 clamped to [100 MB, 1000 MB] (REG-04)."""
     size = min(max(total // NUM_PARTS, MIN_PART_SIZE), MAX_PART_SIZE)
@@ -661,21 +681,17 @@ async def _fetch_small(store: Store, client: RegistryClient, digest: str, size: 
     """A blob the manifest says is small (config, template, params): one GET, verified by the
     store's writer before it gets its name; nothing to resume, so no part files."""
     limit = max(size, SMALL_BLOB)
-    for attempt in range(MAX_RETRIES):
-        try:
-            async with client.stream("GET", client.url("blobs", digest)) as resp:
-                data = bytearray()
-                async for chunk in resp.aiter_raw():
-                    data += chunk
-                    if len(data) > limit:
-                        raise RegistryError(f"blob {digest} is larger than its manifest says")
-            break
-        except (httpx.TransportError, RegistryError) as err:
-            if isinstance(err, RegistryError) and not err.transient:
-                raise
-            if attempt == MAX_RETRIES - 1:
-                raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err
-            await asyncio.sleep(BACKOFF_BASE * 2 ** attempt)
+
+    async def fetch() -> bytearray:
+        async with client.stream("GET", client.url("blobs", digest)) as resp:
+            data = bytearray()
+            async for chunk in resp.aiter_raw():
+                data += chunk
+                if len(data) > limit:
+                    raise RegistryError(f"blob {digest} is larger than its manifest says")
+        return data
+
+    data = await with_retries(fetch)
     got = f"sha256:{hashlib.sha256(data).hexdigest()}"
     if got != digest:
         raise BlobDigestMismatch(digest, got)

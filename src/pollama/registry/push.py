@@ -32,11 +32,10 @@ from pollama.registry.client import (
     RegistryClient,
     translate_errors,
 )
-from pollama.registry.download import BACKOFF_BASE, MAX_RETRIES, part_sizes
+from pollama.registry.download import part_sizes, with_retries
 from pollama.registry.errors import (
     InsecureProtocol,
     LocalManifestMissing,
-    MaxRetriesExceeded,
     RegistryError,
     RemoteNotFound,
 )
@@ -148,20 +147,13 @@ class _Upload:
 
     async def run(self, client: RegistryClient) -> None:
         self.client = client
-        for attempt in range(MAX_RETRIES):
-            try:
-                await self._session()
-                return
-            except (httpx.TransportError, RegistryError) as err:
-                if isinstance(err, RegistryError) and not err.transient:
-                    raise
-                if attempt == MAX_RETRIES - 1:
-                    raise MaxRetriesExceeded(f"max retries exceeded: {err}") from err
-                sleep = BACKOFF_BASE * 2 ** attempt
-                log.info("%s upload attempt %d failed: %s, retrying in %ss",
-                         self.layer.digest[7:19], attempt, err, sleep)
-                self.completed = 0
-                await asyncio.sleep(sleep)
+
+        def failed(attempt: int, err: Exception, sleep: float) -> None:
+            log.info("%s upload attempt %d failed: %s, retrying in %ss",
+                     self.layer.digest[7:19], attempt, err, sleep)
+            self.completed = 0
+
+        await with_retries(self._session, failed)
 
     async def _session(self) -> None:
         client = self.client
@@ -219,8 +211,9 @@ class _Upload:
         return next_url
 
     async def _put_part(self, url: str, offset: int, size: int) -> None:
-        err: Exception | None = None
-        for attempt in range(MAX_RETRIES):
+        """PUT one part to the target of a 307, without credentials (REG-10)."""
+
+        async def put() -> None:
             state: dict[str, Any] = {"sent": 0, "md5": hashlib.md5()}
             try:
                 headers = {"Content-Type": "application/octet-stream",
@@ -230,15 +223,11 @@ class _Upload:
                 if resp.status_code >= 400:
                     raise RegistryError(f"http status {resp.status_code}: {resp.text}",
                                         resp.status_code)
-                return
-            except (httpx.TransportError, RegistryError) as e:
-                self.completed -= state["sent"]
-                if isinstance(e, RegistryError) and not e.transient:
-                    raise
-                err = e
-                if attempt < MAX_RETRIES - 1:
-                    await asyncio.sleep(BACKOFF_BASE * 2 ** attempt)
-        raise MaxRetriesExceeded(f"max retries exceeded: {err}")
+            except (httpx.TransportError, RegistryError):
+                self.completed -= state["sent"]  # this try's bytes no longer count
+                raise
+
+        await with_retries(put)
 
     async def _read(self, offset: int, size: int, state: dict[str, Any]) -> AsyncIterator[bytes]:
         """The part's bytes from the blob file, counting progress and md5 into `state`."""
