@@ -25,7 +25,7 @@ import sys
 import tarfile
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ from tests.integration.registry_fixture import (
 pytestmark = pytest.mark.timeout(120)
 
 MIB = 1 << 20
+MakeProxy = Callable[..., Proxy]  # the `proxy` fixture: Proxy's arguments, closed at the end
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -165,11 +166,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def proxies() -> Iterator[list[Proxy]]:
+def proxy() -> Iterator[MakeProxy]:
+    """Makes Proxy objects (same arguments) that are closed when the test ends."""
     made: list[Proxy] = []
-    yield made
-    for proxy in made:
-        proxy.close()
+
+    def make(target: str, **kwargs: Any) -> Proxy:
+        made.append(Proxy(target, **kwargs))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
 
 
 # -- tests ---------------------------------------------------------------------------------------
@@ -382,15 +389,14 @@ def test_bearer_token_signed_with_the_identity_key(model_store: Store, registry:
 
 
 def test_killed_pull_resumes_with_only_the_missing_bytes(model_store: Store, registry: Registry,
-                                                         proxies: list[Proxy], tmp_path: Path,
+                                                         proxy: MakeProxy, tmp_path: Path,
                                                          home: Path) -> None:
     name = tag(model_store, registry.host)
     run(push_model(model_store, name, insecure=True, progress=lambda e: None))
     digest = model_digest(model_store)
     total = model_store.blobs.path(digest).stat().st_size
     store = Store(tmp_path / "models")
-    slow = Proxy(registry.host, rate=12 * MIB)
-    proxies.append(slow)
+    slow = proxy(registry.host, rate=12 * MIB)
     slow_name = parse(f"{slow.host}/test/smollm2:135m")
 
     script = ("import asyncio, sys; from pathlib import Path; from pollama.store import Store; "
@@ -420,8 +426,7 @@ def test_killed_pull_resumes_with_only_the_missing_bytes(model_store: Store, reg
     assert not store.blobs.exists(digest)
     assert store.manifests.read(slow_name) is None
 
-    counter = Proxy(registry.host)
-    proxies.append(counter)
+    counter = proxy(registry.host)
     fast_name = parse(f"{counter.host}/test/smollm2:135m")
     run(pull_model(store, fast_name, insecure=True, progress=lambda e: None))
     same_model(model_store, name, store, fast_name)
@@ -431,14 +436,13 @@ def test_killed_pull_resumes_with_only_the_missing_bytes(model_store: Store, reg
 
 
 def test_cancelled_pull_stops_and_keeps_its_progress(model_store: Store, registry: Registry,
-                                                     proxies: list[Proxy],
+                                                     proxy: MakeProxy,
                                                      tmp_path: Path) -> None:
     name = tag(model_store, registry.host)
     run(push_model(model_store, name, insecure=True, progress=lambda e: None))
     digest = model_digest(model_store)
     total = model_store.blobs.path(digest).stat().st_size
-    slow = Proxy(registry.host, rate=20 * MIB)
-    proxies.append(slow)
+    slow = proxy(registry.host, rate=20 * MIB)
     store = Store(tmp_path / "models")
     events: list[dict[str, Any]] = []
 
@@ -459,8 +463,7 @@ def test_cancelled_pull_stops_and_keeps_its_progress(model_store: Store, registr
     assert 10 * MIB <= completed < total
     assert not store.blobs.exists(digest)
 
-    counter = Proxy(registry.host)
-    proxies.append(counter)
+    counter = proxy(registry.host)
     via = parse(f"{counter.host}/test/smollm2:135m")
     run(pull_model(store, via, insecure=True, progress=lambda e: None))
     same_model(model_store, name, store, via)
@@ -468,15 +471,14 @@ def test_cancelled_pull_stops_and_keeps_its_progress(model_store: Store, registr
 
 
 def test_a_dropped_connection_is_retried_from_where_it_stopped(
-        model_store: Store, registry: Registry, proxies: list[Proxy], tmp_path: Path,
+        model_store: Store, registry: Registry, proxy: MakeProxy, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download, "BACKOFF_BASE", 0.05)
     name = tag(model_store, registry.host)
     run(push_model(model_store, name, insecure=True, progress=lambda e: None))
     digest = model_digest(model_store)
     total = model_store.blobs.path(digest).stat().st_size
-    flaky = Proxy(registry.host, cut_after=30 * MIB)
-    proxies.append(flaky)
+    flaky = proxy(registry.host, cut_after=30 * MIB)
     via = parse(f"{flaky.host}/test/smollm2:135m")
     store = Store(tmp_path / "models")
     run(pull_model(store, via, insecure=True, progress=lambda e: None))
@@ -486,14 +488,13 @@ def test_a_dropped_connection_is_retried_from_where_it_stopped(
 
 
 def test_concurrent_pulls_share_one_download(model_store: Store, registry: Registry,
-                                             proxies: list[Proxy], tmp_path: Path) -> None:
+                                             proxy: MakeProxy, tmp_path: Path) -> None:
     name = tag(model_store, registry.host)
     run(push_model(model_store, name, insecure=True, progress=lambda e: None))
     digest = model_digest(model_store)
     total = model_store.blobs.path(digest).stat().st_size
-    proxy = Proxy(registry.host, rate=30 * MIB)
-    proxies.append(proxy)
-    via = parse(f"{proxy.host}/test/smollm2:135m")
+    line = proxy(registry.host, rate=30 * MIB)
+    via = parse(f"{line.host}/test/smollm2:135m")
     store = Store(tmp_path / "models")
     first: list[dict[str, Any]] = []
     second: list[dict[str, Any]] = []
@@ -511,13 +512,12 @@ def test_concurrent_pulls_share_one_download(model_store: Store, registry: Regis
     run(both())
     assert second[-1] == {"status": "success"}
     same_model(model_store, name, store, via)
-    assert total <= proxy.down < total + 512 * 1024  # the big blob crossed once
+    assert total <= line.down < total + 512 * 1024  # the big blob crossed once
 
 
 def test_concurrent_pushes_share_one_upload(model_store: Store, registry: Registry,
-                                            proxies: list[Proxy]) -> None:
-    counter = Proxy(registry.host)
-    proxies.append(counter)
+                                            proxy: MakeProxy) -> None:
+    counter = proxy(registry.host)
     name = tag(model_store, counter.host)
     total = model_store.blobs.size(model_digest(model_store))
     first: list[dict[str, Any]] = []
@@ -575,7 +575,7 @@ def test_disk_full_leaves_nothing_half_written(model_store: Store, registry: Reg
 
 
 def test_a_disk_that_fills_up_mid_pull_gets_its_space_back(registry: Registry,
-                                                          proxies: list[Proxy], tmp_path: Path,
+                                                          proxy: MakeProxy, tmp_path: Path,
                                                           small_disk: Path) -> None:
     """The blob fits when the pull starts (a 30 MB blob, 40 MB free), then another writer
     takes the rest of the disk: the pull stops with the disk-full error and frees its part."""
@@ -588,8 +588,7 @@ def test_a_disk_that_fills_up_mid_pull_gets_its_space_back(registry: Registry,
     source.manifests.write(name, Manifest(Layer(MEDIA_CONFIG, cfg_digest, cfg_size),
                                           [Layer(MEDIA_MODEL, digest, size)]))
     run(push_model(source, name, insecure=True, progress=lambda e: None))
-    slow = Proxy(registry.host, rate=6 * MIB)
-    proxies.append(slow)
+    slow = proxy(registry.host, rate=6 * MIB)
     store = Store(small_disk / "models")
     partial = Path(f"{store.blobs.path(digest)}-partial")
     filler = small_disk / "filler"
@@ -770,15 +769,14 @@ def test_registry_fixture_starts_and_stops(tmp_path: Path) -> None:
 
 
 def test_streams_grow_where_each_connection_is_capped_but_not_on_a_shared_line(
-        model_store: Store, registry: Registry, proxies: list[Proxy], tmp_path: Path) -> None:
+        model_store: Store, registry: Registry, proxy: MakeProxy, tmp_path: Path) -> None:
     name = tag(model_store, registry.host)
     run(push_model(model_store, name, insecure=True, progress=lambda e: None))
-    capped = Proxy(registry.host, connection_rate=8 * MIB)  # a CDN that caps each connection
-    line = Proxy(registry.host, rate=16 * MIB)  # one slow line, whatever the connections
-    proxies += [capped, line]
-    for proxy in (capped, line):
-        via = parse(f"{proxy.host}/test/smollm2:135m")
-        store = Store(tmp_path / f"models-{proxy.host.rsplit(':', 1)[1]}")
+    capped = proxy(registry.host, connection_rate=8 * MIB)  # a CDN that caps each connection
+    line = proxy(registry.host, rate=16 * MIB)  # one slow line, whatever the connections
+    for each in (capped, line):
+        via = parse(f"{each.host}/test/smollm2:135m")
+        store = Store(tmp_path / f"models-{each.host.rsplit(':', 1)[1]}")
         run(pull_model(store, via, insecure=True, progress=lambda e: None))
         same_model(model_store, name, store, via)
     # Streams: the connections that brought chunks of the big blob (the small ones bring < 1 MiB).
@@ -881,6 +879,7 @@ def test_pull_goes_through_the_proxy_the_environment_names(
 
 
 def test_bearer_tokens_for_a_username_and_password(model_store: Store, tmp_path: Path,
+                                                   proxy: MakeProxy,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Docker's token auth, as Harbor, GitLab or Docker Hub run it: the registry's Bearer
     challenge is answered by asking its token service with the user's basic credentials."""
@@ -902,16 +901,13 @@ def test_bearer_tokens_for_a_username_and_password(model_store: Store, tmp_path:
 
         # Through a slow line, so that the tokens expire mid-blob: the ranges that meet
         # the 401 fetch a new token and go on.
-        slow = Proxy(registry.host, rate=16 * MIB)
-        try:
-            via = parse(f"{slow.host}/test/smollm2:135m")
-            fresh = Store(tmp_path / "fresh")
-            asked = len(tokens.granted)
-            run(pull_model(fresh, via, insecure=True, progress=lambda e: None))
-            same_model(model_store, name, fresh, via)
-            assert len(tokens.granted) >= asked + 2  # the first token, and at least one more
-        finally:
-            slow.close()
+        slow = proxy(registry.host, rate=16 * MIB)
+        via = parse(f"{slow.host}/test/smollm2:135m")
+        fresh = Store(tmp_path / "fresh")
+        asked = len(tokens.granted)
+        run(pull_model(fresh, via, insecure=True, progress=lambda e: None))
+        same_model(model_store, name, fresh, via)
+        assert len(tokens.granted) >= asked + 2  # the first token, and at least one more
 
         monkeypatch.setenv("OLLAMA_REGISTRY_PASSWORD", "wrong")
         other = Store(tmp_path / "other")
@@ -1038,11 +1034,10 @@ class ExpiringRedirects(HttpFront):
 
 
 def test_an_expired_cdn_url_is_asked_for_again(model_store: Store, registry: Registry,
-                                               proxies: list[Proxy], tmp_path: Path) -> None:
+                                               proxy: MakeProxy, tmp_path: Path) -> None:
     name = tag(model_store, registry.host)
     run(push_model(model_store, name, insecure=True, progress=lambda e: None))
-    slow = Proxy(registry.host, rate=16 * MIB)
-    proxies.append(slow)
+    slow = proxy(registry.host, rate=16 * MIB)
     front = ExpiringRedirects(registry.host, slow.host, ttl=2.0)
     try:
         via = parse(f"{front.host}/test/smollm2:135m")
