@@ -276,7 +276,7 @@ class TokenService(HttpFront):
 # -- a throttling, counting TCP proxy -------------------------------------------------------------
 
 
-LINK_BURST = 256 * 1024
+LINK_BURST = 0.25  # seconds of a line's rate that a late connection may make up at once
 
 
 @dataclass
@@ -358,10 +358,9 @@ class Proxy:
                         self.down += len(data)
                         record.down += len(data)
                         now = time.monotonic()
-                        if self.rate:  # a token bucket: time lost to a late wake-up is
-                            # made up (up to 256 KiB), so one connection can fill the line
-                            self._link_free_at = max(self._link_free_at,
-                                                     now - LINK_BURST / self.rate) + \
+                        if self.rate:  # a token bucket: time lost to a late wake-up (a
+                            # busy machine) is made up, so one connection can fill the line
+                            self._link_free_at = max(self._link_free_at, now - LINK_BURST) + \
                                 len(data) / self.rate
                         until = self._link_free_at if self.rate else now
                     if self.connection_rate:
