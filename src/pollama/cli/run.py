@@ -226,24 +226,22 @@ class ResponseWriter:
                     parts.append(f"\x1b[{word_width}D")
                 parts.append("\x1b[K\n" + self.word + ch)
                 self.line_length = word_width + ch_width
-                if ch in " \t":
-                    self.word = ""
-                elif ch in "\n\r":
-                    self.line_length = 0
-                    self.word = ""
-                else:
-                    self.word += ch
+                self._after(ch, ends_word=ch in " \t")
                 continue
             parts.append(ch)
             self.line_length += ch_width
-            if ch_width >= 2 or ch in " \t":
-                self.word = ""
-            elif ch in "\n\r":
-                self.line_length = 0
-                self.word = ""
-            else:
-                self.word += ch
+            self._after(ch, ends_word=ch_width >= 2 or ch in " \t")
         self.out.write("".join(parts))
+
+    def _after(self, ch: str, ends_word: bool) -> None:
+        """Track the word being written after `ch`: a newline also starts a new line."""
+        if ends_word:
+            self.word = ""
+        elif ch in "\n\r":
+            self.line_length = 0
+            self.word = ""
+        else:
+            self.word += ch
 
     def _reset_wrap(self) -> None:
         self.line_length = 0
