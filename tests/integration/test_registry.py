@@ -118,6 +118,15 @@ def tag(store: Store, host: str, repo: str = "test/smollm2:135m") -> Name:
     return name
 
 
+def pushed(store: Store, host: str) -> tuple[Name, str, int]:
+    """The model pushed to `host` as `test/smollm2:135m`: its name there, and the digest and
+    size of its GGUF blob."""
+    name = tag(store, host)
+    run(push_model(store, name, insecure=True, progress=lambda e: None))
+    digest = model_digest(store)
+    return name, digest, store.blobs.size(digest)
+
+
 def model_digest(store: Store) -> str:
     stored = store.get("smollm2:135m")
     return stored.manifest.find(MEDIA_MODEL)[0].digest
@@ -391,10 +400,7 @@ def test_bearer_token_signed_with_the_identity_key(model_store: Store, registry:
 def test_killed_pull_resumes_with_only_the_missing_bytes(model_store: Store, registry: Registry,
                                                          proxy: MakeProxy, tmp_path: Path,
                                                          home: Path) -> None:
-    name = tag(model_store, registry.host)
-    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
-    digest = model_digest(model_store)
-    total = model_store.blobs.path(digest).stat().st_size
+    name, digest, total = pushed(model_store, registry.host)
     store = Store(tmp_path / "models")
     slow = proxy(registry.host, rate=12 * MIB)
     slow_name = parse(f"{slow.host}/test/smollm2:135m")
@@ -438,10 +444,7 @@ def test_killed_pull_resumes_with_only_the_missing_bytes(model_store: Store, reg
 def test_cancelled_pull_stops_and_keeps_its_progress(model_store: Store, registry: Registry,
                                                      proxy: MakeProxy,
                                                      tmp_path: Path) -> None:
-    name = tag(model_store, registry.host)
-    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
-    digest = model_digest(model_store)
-    total = model_store.blobs.path(digest).stat().st_size
+    name, digest, total = pushed(model_store, registry.host)
     slow = proxy(registry.host, rate=20 * MIB)
     store = Store(tmp_path / "models")
     events: list[dict[str, Any]] = []
@@ -474,10 +477,7 @@ def test_a_dropped_connection_is_retried_from_where_it_stopped(
         model_store: Store, registry: Registry, proxy: MakeProxy, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download, "BACKOFF_BASE", 0.05)
-    name = tag(model_store, registry.host)
-    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
-    digest = model_digest(model_store)
-    total = model_store.blobs.path(digest).stat().st_size
+    name, _, total = pushed(model_store, registry.host)
     flaky = proxy(registry.host, cut_after=30 * MIB)
     via = parse(f"{flaky.host}/test/smollm2:135m")
     store = Store(tmp_path / "models")
@@ -489,10 +489,7 @@ def test_a_dropped_connection_is_retried_from_where_it_stopped(
 
 def test_concurrent_pulls_share_one_download(model_store: Store, registry: Registry,
                                              proxy: MakeProxy, tmp_path: Path) -> None:
-    name = tag(model_store, registry.host)
-    run(push_model(model_store, name, insecure=True, progress=lambda e: None))
-    digest = model_digest(model_store)
-    total = model_store.blobs.path(digest).stat().st_size
+    name, _, total = pushed(model_store, registry.host)
     line = proxy(registry.host, rate=30 * MIB)
     via = parse(f"{line.host}/test/smollm2:135m")
     store = Store(tmp_path / "models")
