@@ -20,6 +20,11 @@ log = logging.getLogger("pollama.config")
 DEFAULT_PORT = 11434
 FOREVER = math.inf  # keep_alive < 0: never unload
 
+# The K/V cache types llama.cpp accepts (llama-server's --cache-type-k/v); Ollama documents
+# f16, q8_0 and q4_0. The quantized ones need flash attention.
+KV_CACHE_TYPES = ("f16", "q8_0", "q4_0", "f32", "bf16", "q4_1", "iq4_nl", "q5_0", "q5_1")
+UNQUANTIZED_KV_CACHE_TYPES = ("f16", "f32", "bf16")
+
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
@@ -210,6 +215,7 @@ class Config:
     nohistory: bool  # OLLAMA_NOHISTORY
     go_template: bool | None  # OLLAMA_GO_TEMPLATE, None = not set explicitly
     max_transfer_streams: int  # OLLAMA_MAX_TRANSFER_STREAMS, default 4
+    repack: bool | None = None  # OLLAMA_REPACK, None = probe the CPU once (engine/cpu_probe.py)
     home: Path = field(default_factory=lambda: Path.home() / ".ollama")
 
     @classmethod
@@ -239,8 +245,28 @@ class Config:
             nohistory=_bool(env, "OLLAMA_NOHISTORY"),
             go_template=go_template,
             max_transfer_streams=_int(env, "OLLAMA_MAX_TRANSFER_STREAMS", 4),
+            repack=_optional_bool(env, "OLLAMA_REPACK"),
             home=home,
         )
+
+    @property
+    def flash_attention_mode(self) -> str:
+        """`on`, `off`, or `auto` when OLLAMA_FLASH_ATTENTION is unset (ENV-09)."""
+        if self.flash_attention is None:
+            return "auto"
+        return "on" if self.flash_attention else "off"
+
+    def serve_errors(self) -> list[str]:
+        """Settings `serve` cannot run with, each a sentence saying how to fix it."""
+        errors = []
+        kv = self.kv_cache_type or "f16"
+        if kv not in KV_CACHE_TYPES:
+            errors.append(f"OLLAMA_KV_CACHE_TYPE={kv!r} is not a K/V cache type: use f16, q8_0 "
+                          f"or q4_0 (llama.cpp also takes {', '.join(KV_CACHE_TYPES[3:])})")
+        elif kv not in UNQUANTIZED_KV_CACHE_TYPES and self.flash_attention is False:
+            errors.append(f"OLLAMA_KV_CACHE_TYPE={kv} needs flash attention, but "
+                          "OLLAMA_FLASH_ATTENTION turns it off: unset one of them")
+        return errors
 
 
 # One line per variable, printed by `pollama serve --help` as Ollama's appendEnvDocs does.
@@ -257,6 +283,8 @@ SERVE_ENV_DOCS: dict[str, str] = {
     "OLLAMA_ORIGINS": "A comma separated list of allowed origins",
     "OLLAMA_FLASH_ATTENTION": "Enabled flash attention",
     "OLLAMA_KV_CACHE_TYPE": "Quantization type for the K/V cache (default: f16)",
+    "OLLAMA_REPACK":
+        "Load weights into llama.cpp's repacked/AMX layouts (default: probe the CPU once)",
     "OLLAMA_LOAD_TIMEOUT":
         "How long to allow model loads to stall before giving up (default \"5m\")",
 }

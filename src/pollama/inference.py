@@ -20,6 +20,7 @@ from typing import Any
 from pollama import options as opts
 from pollama.api.app import ServerState
 from pollama.api.types import ChatRequest, GenerateRequest
+from pollama.engine.cpu_probe import RepackDecision
 from pollama.engine.errors import RequestRejected
 from pollama.errors import BadRequest, InvalidModelName, ModelNotFound, NotSupported
 from pollama.grammar import request_grammar, split_grammar
@@ -125,18 +126,22 @@ class Inference:
     def __init__(self, server: ServerState) -> None:
         self.server = server
         self.scheduler = Scheduler(server.config, self._start_runner)
+        self.repack = RepackDecision(server.config.repack, server.config.home)
 
     async def _start_runner(self, spec: LoadSpec) -> Any:
         from pollama.engine.handle import RunnerHandle
 
+        config = self.server.config
+        verdict = await self.repack.verdict()
         log_file = None
         return await RunnerHandle.start(
             spec.model_path, num_ctx=spec.num_ctx, num_parallel=spec.num_parallel,
             num_batch=spec.num_batch, num_thread=spec.num_thread, use_mmap=spec.use_mmap,
             num_gpu=spec.num_gpu, embedding=spec.embedding, adapters=spec.adapters,
             projector=spec.projector, log_file=log_file,
-            load_timeout=min(self.server.config.load_timeout, 1e9),
-            verbose=self.server.config.debug > 0)
+            load_timeout=min(config.load_timeout, 1e9), verbose=config.debug > 0,
+            repack=verdict.repack, flash_attention=config.flash_attention_mode,
+            kv_cache_type=config.kv_cache_type or "f16")
 
     # -- model and options -----------------------------------------------------------------
 

@@ -27,6 +27,11 @@ def run_server(config: Config | None = None) -> None:
     logging.basicConfig(level=_log_level(config), stream=sys.stderr,
                         format="time=%(asctime)s level=%(levelname)s source=%(name)s "
                                "msg=%(message)s")
+    problems = config.serve_errors()
+    if problems:
+        for problem in problems:
+            print(f"Error: {problem}", file=sys.stderr)
+        raise SystemExit(1)
     key = key_path(config.home)
     if not key.exists():
         print(f"Couldn't find '{key}'. Generating new private key.", file=sys.stderr)

@@ -124,6 +124,9 @@ class RunnerHandle:
         log_file: str | os.PathLike[str] | None = None,
         load_timeout: float = 300.0,
         verbose: bool = False,
+        repack: bool = True,
+        flash_attention: str = "auto",
+        kv_cache_type: str = "f16",
     ) -> RunnerHandle:
         """Start a runner process and wait until it has loaded the model.
 
@@ -144,6 +147,9 @@ class RunnerHandle:
             args += ["--mmproj", os.fspath(projector)]
         if verbose:
             args.append("--verbose")
+        if not repack:
+            args.append("--no-repack")
+        args += ["--flash-attn", flash_attention, "--cache-type", kv_cache_type]
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[2])  # so the child imports this pollama
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)

@@ -20,6 +20,17 @@ from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
 _POOLING_NAMES = {0: None, 1: "mean", 2: "cls", 3: "last", 4: "rank"}
 
+# The cache types of config.KV_CACHE_TYPES, with their ggml type id and bytes per element (a
+# quantized block's bytes over its 32 elements).
+KV_CACHE_TYPES: dict[str, tuple[int, float]] = {
+    "f32": (0, 4.0), "f16": (1, 2.0), "bf16": (30, 2.0), "q8_0": (8, 34 / 32),
+    "q4_0": (2, 18 / 32), "q4_1": (3, 20 / 32), "iq4_nl": (20, 18 / 32), "q5_0": (6, 22 / 32),
+    "q5_1": (7, 24 / 32),
+}
+FLASH_ATTENTION_TYPES = {"auto": C.LLAMA_FLASH_ATTN_TYPE_AUTO,
+                         "on": C.LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                         "off": C.LLAMA_FLASH_ATTN_TYPE_DISABLED}
+
 
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
@@ -34,6 +45,9 @@ class LoadOptions:
     embedding: bool = False
     adapters: tuple[str, ...] = ()
     verbose: bool = False
+    repack: bool = True  # llama.cpp's extra buffer types (AMX, AVX2/AVX512 weight repacks)
+    flash_attention: str = "auto"  # "on", "off" or "auto" (llama.cpp decides per device)
+    kv_cache_type: str = "f16"  # K and V cache type: f16, q8_0, q4_0, ... (see KV_CACHE_TYPES)
 
 
 class _Log:
@@ -42,6 +56,7 @@ class _Log:
     def __init__(self) -> None:
         self.verbose = False
         self.last_error = ""
+        self.flash_attention = ""  # "on"/"off" once llama.cpp has resolved "auto"
         self._last_level = 1
         self._callback = C.llama_log_callback(self._log)
         C.llama_log_set(self._callback, ctypes.c_void_p(0))
@@ -52,6 +67,8 @@ class _Log:
         message = text.decode("utf-8", "replace")
         if level == 3 and message.strip():
             self.last_error = message.strip()
+        elif "Flash Attention was auto, set to " in message:
+            self.flash_attention = "on" if message.rstrip().endswith("enabled") else "off"
         if level != 4 or self.verbose:
             sys.stderr.write(message)
             sys.stderr.flush()
@@ -104,6 +121,7 @@ class LoadedModel:
         C.llama_backend_init()
         mparams = C.llama_model_default_params()
         mparams.use_mmap = options.use_mmap
+        mparams.use_extra_bufts = options.repack
         if options.num_gpu >= 0:
             mparams.n_gpu_layers = options.num_gpu
         _log.last_error = ""
@@ -130,6 +148,8 @@ class LoadedModel:
         cparams.n_threads_batch = self.threads
         cparams.kv_unified = False  # one KV stream per slot: a slot only attends to its own cells
         cparams.no_perf = True
+        cparams.flash_attn_type = FLASH_ATTENTION_TYPES[options.flash_attention]
+        cparams.type_k = cparams.type_v = KV_CACHE_TYPES[options.kv_cache_type][0]
         self.pooling: str | None = None
         if options.embedding:
             # Non-causal models need a whole input in one ubatch.
@@ -192,13 +212,14 @@ class LoadedModel:
         return buf.value.decode("utf-8", "replace")
 
     def kv_bytes(self) -> int:
-        """Bytes of the KV cache (f16 K and V for every layer, every cell of the context)."""
+        """Bytes of the KV cache (K and V of the cache type, every layer, every cell)."""
         n_head = max(1, C.llama_model_n_head(self.model.model))
         n_head_kv = C.llama_model_n_head_kv(self.model.model)
         head_k = int(self.meta(f"{self.arch}.attention.key_length") or self.n_embd // n_head)
         head_v = int(self.meta(f"{self.arch}.attention.value_length") or self.n_embd // n_head)
         n_layer = C.llama_model_n_layer(self.model.model)
-        return self.n_ctx * n_layer * n_head_kv * (head_k + head_v) * 2
+        per_element = KV_CACHE_TYPES[self.options.kv_cache_type][1]
+        return int(self.n_ctx * n_layer * n_head_kv * (head_k + head_v) * per_element)
 
     def info(self) -> dict[str, Any]:
         """What the server needs to know about the loaded runner (the `ready` message)."""
@@ -226,6 +247,9 @@ class LoadedModel:
             "pooling": self.pooling,
             "can_shift": self.can_shift,
             "adapters": list(self.options.adapters),
+            "repack": self.options.repack,
+            "flash_attention": _log.flash_attention or self.options.flash_attention,
+            "kv_cache_type": self.options.kv_cache_type,
             "pid": os.getpid(),
         }
 

@@ -2,6 +2,7 @@
 
     python -m pollama.engine.runner --model PATH [--ctx-size N] [--parallel N] [--batch-size N]
         [--threads N] [--no-mmap] [--n-gpu-layers N] [--embedding] [--lora PATH]... [--verbose]
+        [--no-repack] [--flash-attn on|off|auto] [--cache-type TYPE]
 
 It speaks the protocol in `protocol.py` on stdin/stdout (stderr is its log). The main thread
 runs the loop and writes each step's text straight to stdout (`protocol.Outbox` queues and
@@ -30,7 +31,12 @@ from typing import Any
 from llama_cpp import llama_cpp as C
 
 from pollama.engine import protocol
-from pollama.engine.model import LoadedModel, LoadOptions
+from pollama.engine.model import (
+    FLASH_ATTENTION_TYPES,
+    KV_CACHE_TYPES,
+    LoadedModel,
+    LoadOptions,
+)
 from pollama.engine.protocol import Outbox
 from pollama.engine.sampling import GenerationParams, build_chain, generation_params
 from pollama.engine.text import TextStream
@@ -523,6 +529,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lora", action="append", default=[])
     p.add_argument("--mmproj", default=None, help="multimodal projector (ignored for now)")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--no-repack", action="store_true",
+                   help="no extra buffer types (AMX, repacked weights): CPUs that fault on them")
+    p.add_argument("--flash-attn", choices=sorted(FLASH_ATTENTION_TYPES), default="auto")
+    p.add_argument("--cache-type", choices=sorted(KV_CACHE_TYPES), default="f16",
+                   help="K and V cache type")
     return p.parse_args(argv)
 
 
@@ -537,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         num_ctx=args.ctx_size, num_parallel=args.parallel, num_batch=args.batch_size,
         num_thread=args.threads, use_mmap=not args.no_mmap, num_gpu=args.n_gpu_layers,
         embedding=args.embedding, adapters=tuple(args.lora), verbose=args.verbose,
+        repack=not args.no_repack, flash_attention=args.flash_attn, kv_cache_type=args.cache_type,
     )
     try:
         if args.ctx_size < 1 or args.parallel < 1:
