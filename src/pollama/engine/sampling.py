@@ -137,7 +137,7 @@ def build_chain(
             if not g:
                 raise ValueError("failed to parse grammar")
             C.llama_sampler_chain_add(chain.sampler, g)
-        _add_penalties(chain, params, num_ctx, history)
+        _add_penalties(chain, params, n_vocab, num_ctx, history)
         if params.greedy:
             chain.add_greedy()
         elif params.mirostat == 1:
@@ -165,7 +165,11 @@ def build_chain(
 
 
 def _add_penalties(
-    chain: LlamaSampler, params: SamplingParams, num_ctx: int, history: Sequence[int]
+    chain: LlamaSampler,
+    params: SamplingParams,
+    n_vocab: int,
+    num_ctx: int,
+    history: Sequence[int],
 ) -> None:
     last_n = num_ctx if params.repeat_last_n < 0 else params.repeat_last_n
     neutral = (
@@ -175,8 +179,9 @@ def _add_penalties(
     )
     if last_n == 0 or neutral:
         return
+    # The llama.cpp in llama-cpp-python 0.3.36 takes the vocabulary size first (llama.h).
     penalties = C.llama_sampler_init_penalties(
-        last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
+        n_vocab, last_n, params.repeat_penalty, params.frequency_penalty, params.presence_penalty
     )
     # Prime with the prompt before the sampler joins the chain, so the grammar never sees it.
     accept = C.llama_sampler_accept
