@@ -194,7 +194,7 @@ class Inference:
         stored = info.model.stored
         from pollama.api.models import model_details
 
-        details = model_details(info.model.config, info.model.parent_model)
+        details = model_details(info.model.config)  # /api/ps shows no parent_model (Ollama)
         return self.scheduler.acquire(lambda: spec, name=stored.name.display_shortest(),
                                       digest=stored.digest, details=details, estimate=estimate,
                                       keep_alive=keep_alive)
@@ -476,14 +476,16 @@ class Inference:
     # -- /api/ps ---------------------------------------------------------------------------
 
     def running(self) -> list[dict[str, Any]]:
+        from pollama.api.models import go_time
+
         out = []
         for runner in self.scheduler.running():
             expires = runner.expires_at
             if expires == float("inf"):  # Ollama: now + MaxInt64 ns, about 292 years
                 expires = time.time() + 292 * 365 * 86400
-            expires_text = datetime.fromtimestamp(expires).astimezone().isoformat()
+            expires_text = go_time(datetime.fromtimestamp(expires))
             out.append({"name": runner.name, "model": runner.name, "size": runner.memory,
                         "digest": runner.digest, "details": runner.details,
-                        "expires_at": expires_text, "size_vram": 0,
+                        "expires_at": expires_text, "size_vram": 0,  # CPU only: no offload
                         "context_length": runner.spec.num_ctx})
         return out

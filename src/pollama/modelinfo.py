@@ -1,17 +1,20 @@
 """What the server knows about a stored model: its layers, GGUF metadata, template, capabilities.
 
 Built from the manifest and the GGUF header, and cached by manifest digest, so a request does
-not re-read a 100 MB file's metadata.
+not re-read a 100 MB file's metadata. `list_summary()` keeps, per manifest digest too, the few
+values `/api/tags` shows (Ollama's model list cache), without holding on to the GGUF header.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 from pollama import gguf
 from pollama.config import Config
-from pollama.store import Store
-from pollama.store.model import Model, load_model
+from pollama.store import Store, StoredManifest
+from pollama.store.model import Model, load_model, model_from_manifest
 from pollama.template.gotemplate import TemplateError
 from pollama.template.render import PromptTemplate
 
@@ -29,9 +32,7 @@ class ModelInfo:
 
     @property
     def n_ctx_train(self) -> int:
-        if self.gguf is None:
-            return 0
-        return int(self.gguf.kv.get(f"{self.gguf.architecture}.context_length") or 0)
+        return _gguf_int(self.gguf, "context_length")
 
 
 def _token_text(info: gguf.GGUFInfo, key: str) -> str:
@@ -133,3 +134,76 @@ def _derive(model: Model, config: Config) -> tuple[gguf.GGUFInfo | None, PromptT
         caps = [c for c in caps if c not in ("tools", "thinking", "insert")]
         caps += go_template_capabilities(go_template)
     return info, template, caps
+
+
+# -- /api/tags --
+
+
+@dataclass(frozen=True, slots=True)
+class ListSummary:
+    """What `/api/tags` shows of a model beyond its manifest (Ollama's modelListSummary)."""
+
+    config: dict[str, Any]  # the config blob; treat as read-only (cached)
+    parent_model: str  # `from` of the model layer
+    capabilities: tuple[str, ...]  # as /api/show reports them (`ModelInfo.capabilities`)
+    context_length: int  # the config's, else the GGUF's `<arch>.context_length`; 0 = unknown
+    embedding_length: int  # the config's, else the GGUF's `<arch>.embedding_length`
+    gguf_file_type: str  # the GGUF's quantisation name; "" when no GGUF was read
+
+
+_summaries: dict[str, ListSummary] = {}
+
+
+def list_summary(store: Store, config: Config, stored: StoredManifest) -> ListSummary:
+    """The listing values of a stored model, cached by manifest digest.
+
+    Raises (NotFound, ValueError) when the config blob is missing or is not a JSON object, or a
+    template layer cannot be read: Ollama leaves such a model out of the list.
+    """
+    summary = _summaries.get(stored.digest)
+    if summary is None:
+        summary = _list_summary(store, config, stored)
+        if len(_summaries) >= 4096:
+            _summaries.clear()
+        _summaries[stored.digest] = summary
+    return summary
+
+
+def _config_int(config: dict[str, Any], key: str) -> int:
+    value = config.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _gguf_int(info: gguf.GGUFInfo | None, suffix: str) -> int:
+    if info is None:
+        return 0
+    value = info.kv.get(f"{info.architecture}.{suffix}")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _list_summary(store: Store, config: Config, stored: StoredManifest) -> ListSummary:
+    model_config: dict[str, Any] = {}
+    if stored.manifest.config.digest:
+        decoded = json.loads(store.blobs.read_bytes(stored.manifest.config.digest))
+        if decoded is not None and not isinstance(decoded, dict):
+            raise ValueError("config blob is not a JSON object")
+        model_config = decoded or {}
+    model = model_from_manifest(store, stored)
+    model.config = model_config
+    cached = _derived.get(stored.digest)
+    # Without a request for this model yet, derive once and keep only the small values here:
+    # `_derived` would hold every listed model's parsed header (megabytes each).
+    info, _template, caps = cached if cached is not None else _derive(model, config)
+    remote = bool(model_config.get("remote_host") or model_config.get("remote_model"))
+    if remote:  # Ollama reads no weights for a model that runs elsewhere
+        info = None
+    return ListSummary(
+        config=model_config,
+        parent_model=model.parent_model,
+        capabilities=tuple(caps),
+        context_length=_config_int(model_config, "context_length") or
+        _gguf_int(info, "context_length"),
+        embedding_length=_config_int(model_config, "embedding_length") or
+        _gguf_int(info, "embedding_length"),
+        gguf_file_type=info.file_type if info is not None else "",
+    )

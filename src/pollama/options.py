@@ -5,7 +5,8 @@ Values reach a model from two kinds of source, each with its own parser and erro
 - `from_map()`: the JSON `options` object of an API request, and a model's stored params layer
   (Ollama's `Options.FromMap`). JSON numbers fit int options (floats are truncated toward zero);
   unknown or legacy keys are logged (`invalid option provided`) and dropped; a wrong type is an
-  `InvalidOption` (`option "top_k" must be of type integer`), which Ollama answers with 500.
+  `InvalidOption` (`option "top_k" must be of type integer`): a 400, where Ollama answers 500
+  (a deliberate departure: the request is at fault, not the server).
 - `format_params()`: the strings of a Modelfile `PARAMETER` or the REPL's `/set parameter`
   (Ollama's `FormatParams`), parsed with Go's strconv rules; errors are `ModelfileError`s
   (`unknown parameter 'foo'`, `invalid int value [abc]`).
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from pollama.errors import ModelfileError, PollamaError
+from pollama.errors import BadRequest, ModelfileError
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,8 @@ STRING = "string"
 STRINGS = "[]string"
 
 
-class InvalidOption(PollamaError):
-    """An API `options` value of the wrong JSON type; Ollama answers 500 with this text."""
+class InvalidOption(BadRequest):
+    """An API `options` value of the wrong JSON type: 400 with Ollama's text (Ollama: 500)."""
 
 
 @dataclass(frozen=True, slots=True)

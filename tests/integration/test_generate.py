@@ -310,3 +310,27 @@ def test_load_time_options_reload_the_runner(server, smol):
     assert running.context_length == 2048
     assert runner_pids(server) != [first] and len(runner_pids(server)) == 1
     client.generate(model=smol, prompt="", keep_alive=0)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"temperature": "hot"}, 'option "temperature" must be of type float32'),
+    ({"num_ctx": "big"}, 'option "num_ctx" must be of type integer'),
+    ({"use_mmap": "yes"}, 'option "use_mmap" must be of type boolean'),
+    ({"stop": 5}, 'option "stop" must be of type array'),
+    ({"stop": ["a", 1]}, 'option "stop" must be of an array of strings'),
+])
+def test_wrong_option_types_are_bad_requests(server, smol, options, message):
+    """GF-01: an option of the wrong JSON type is the client's fault: 400 with Ollama's text
+    (Ollama answers 500), on generate and chat, streamed or not, and on a load request."""
+    chat = [{"role": "user", "content": "Hi"}]
+    for path, body in [("/api/generate", {"prompt": "Hi"}),
+                       ("/api/generate", {"prompt": "Hi", "stream": False}),
+                       ("/api/generate", {}),  # load only
+                       ("/api/chat", {"messages": chat}),
+                       ("/api/chat", {"messages": chat, "stream": False}),
+                       ("/api/chat", {"messages": []})]:  # load only
+        r = httpx.post(f"{server.url}{path}", json={"model": smol, **body, "options": options})
+        assert (r.status_code, r.json()) == (400, {"error": message}), (path, body)
+    with pytest.raises(ollama.ResponseError) as err:
+        server.client().chat(model=smol, messages=chat, options=options)
+    assert err.value.status_code == 400 and err.value.error == message

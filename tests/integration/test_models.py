@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -426,6 +428,127 @@ def test_store_written_by_ollama_is_listed_and_shown(tmp_path, smollm2_path):
         assert out.stdout == "You are terse."
     finally:
         srv.stop()
+
+
+GO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d*[1-9])?(Z|[+-]\d\d:\d\d)")
+
+
+def assert_go_time(text: str) -> None:
+    """Go's RFC 3339: no trailing zeros in the fraction, `Z` rather than +00:00."""
+    assert GO_TIME.fullmatch(text), text
+    if time.localtime().tm_gmtoff == 0:
+        assert text.endswith("Z"), text
+
+
+def test_tags_fields_as_ollama(server, smol, smollm2_path):
+    """TAGS-01: ListModelResponse's fields in order, details with the GGUF's lengths, and the
+    capabilities /api/show reports."""
+    tooly = {"model": "tooly", "from": smol,
+             "template": "{{ if .Tools }}{{ .Tools }}{{ end }}{{ .Prompt }}{{ .Suffix }}"}
+    assert httpx.post(f"{server.url}/api/create", json=tooly).status_code == 200
+    try:
+        models = {m["name"]: m for m in httpx.get(f"{server.url}/api/tags").json()["models"]}
+        entry = models["smollm2:135m"]
+        assert list(entry) == ["name", "model", "modified_at", "size", "digest", "details",
+                               "capabilities"]
+        assert entry["capabilities"] == ["completion"]
+        assert entry["details"] == {
+            "parent_model": smollm2_path.name, "format": "gguf", "family": "llama",
+            "families": ["llama"], "parameter_size": "134.52M", "quantization_level": "Q4_1",
+            "context_length": 8192, "embedding_length": 576}
+        assert_go_time(entry["modified_at"])
+        tools = models["tooly:latest"]
+        assert tools["capabilities"] == ["completion", "tools", "insert"]
+        for name, listed in (("smollm2:135m", entry), ("tooly:latest", tools)):
+            assert show(server, name)["capabilities"] == listed["capabilities"]
+        again = {m["name"]: m for m in httpx.get(f"{server.url}/api/tags").json()["models"]}
+        assert again == models  # served from the per-digest cache, same answer
+    finally:
+        httpx.request("DELETE", f"{server.url}/api/delete", json={"model": "tooly"})
+
+
+def test_tags_remote_and_broken_models_as_ollama(tmp_path, smollm2_path):
+    """A remote model lists remote_model/remote_host and the config's capabilities and
+    lengths; an unknown quantisation comes from the GGUF; empty families are null; a model
+    whose config blob is missing is left out (as Ollama's list cache does)."""
+    from tests.helpers import Server
+
+    srv = Server(root=tmp_path / "srv")
+    blobs = srv.models / "blobs"
+    blobs.mkdir(parents=True)
+
+    def put(data: bytes) -> tuple[str, int]:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (blobs / digest.replace(":", "-")).write_bytes(data)
+        return digest, len(data)
+
+    def write(name: str, config: dict, layers: list[dict], mtime: int,
+              config_blob: bool = True) -> None:
+        data = json.dumps(config).encode()
+        digest, size = put(data) if config_blob else (
+            "sha256:" + hashlib.sha256(data).hexdigest(), len(data))
+        manifest = {"schemaVersion": 2, "mediaType": MANIFEST_MEDIA,
+                    "config": {"mediaType": CONFIG_MEDIA, "digest": digest, "size": size},
+                    "layers": layers}
+        path = srv.models / "manifests/registry.ollama.ai/library" / name.replace(":", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(json.dumps(manifest).encode())
+        os.utime(path, (mtime, mtime))
+
+    gguf_digest, gguf_size = put(smollm2_path.read_bytes())
+    weights = [{"mediaType": "application/vnd.ollama.image.model", "digest": gguf_digest,
+                "size": gguf_size}]
+    now = int(time.time())
+    write("local:q", {"model_format": "gguf", "model_family": "llama", "model_families": [],
+                      "model_type": "134.52M", "file_type": "unknown"}, weights, now - 300)
+    write("cloud:big", {"model_format": "", "model_family": "gptoss", "model_families": None,
+                        "model_type": "116.8B", "file_type": "MXFP4",
+                        "remote_host": "https://ollama.com:443", "remote_model": "gpt-oss:120b",
+                        "capabilities": ["completion", "tools", "thinking"],
+                        "context_length": 131072, "embedding_length": 2880}, [], now - 100)
+    write("broken:x", {"model_format": "gguf"}, weights, now, config_blob=False)
+    srv.start()
+    try:
+        models = httpx.get(f"{srv.url}/api/tags").json()["models"]
+        assert [m["name"] for m in models] == ["cloud:big", "local:q"]  # newest first
+        cloud, local = models
+        assert list(cloud) == ["name", "model", "remote_model", "remote_host", "modified_at",
+                               "size", "digest", "details", "capabilities"]
+        assert cloud["remote_model"] == "gpt-oss:120b"
+        assert cloud["remote_host"] == "https://ollama.com:443"
+        assert cloud["capabilities"] == ["completion", "tools", "thinking"]
+        assert cloud["details"] == {
+            "parent_model": "", "format": "", "family": "gptoss", "families": None,
+            "parameter_size": "116.8B", "quantization_level": "MXFP4",
+            "context_length": 131072, "embedding_length": 2880}
+        assert local["details"]["quantization_level"] == "Q4_1"  # the GGUF's file type
+        assert local["details"]["families"] is None  # Go copies [] to a nil slice
+        assert local["capabilities"] == ["completion"]
+        assert_go_time(local["modified_at"])
+        assert "broken" not in srv.cli("ls").stdout
+    finally:
+        srv.stop()
+
+
+def test_ps_fields_as_ollama(server, smol):
+    """PS-01: ProcessModelResponse's fields in order; details without parent_model or lengths
+    (Ollama's PsHandler); size_vram 0 (CPU only); expires_at as Go marshals a time."""
+    client = server.client()
+    client.generate(model=smol, prompt="", keep_alive="10m")
+    try:
+        [entry] = [m for m in httpx.get(f"{server.url}/api/ps").json()["models"]
+                   if m["name"] == smol]
+        assert list(entry) == ["name", "model", "size", "digest", "details", "expires_at",
+                               "size_vram", "context_length"]
+        assert entry["model"] == smol and entry["size"] > 0 and entry["size_vram"] == 0
+        assert entry["digest"] == hashlib.sha256(manifest_path(server).read_bytes()).hexdigest()
+        assert entry["details"] == {
+            "parent_model": "", "format": "gguf", "family": "llama", "families": ["llama"],
+            "parameter_size": "134.52M", "quantization_level": "Q4_1"}
+        assert_go_time(entry["expires_at"])
+        assert entry["context_length"] > 0
+    finally:
+        client.generate(model=smol, prompt="", keep_alive=0)
 
 
 def test_openapi_and_heartbeat(server):

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from pollama import options
-from pollama.errors import ModelfileError
+from pollama.errors import BadRequest, ModelfileError
 from pollama.options import InvalidOption, format_params, from_map
 
 
@@ -64,12 +64,19 @@ def test_from_map_values(given: dict, expected: dict) -> None:
     ({"use_mmap": 1}, 'option "use_mmap" must be of type boolean'),
     ({"stop": "</s>"}, 'option "stop" must be of type array'),
     ({"stop": ["a", 1]}, 'option "stop" must be of an array of strings'),
+    ({"num_ctx": "big"}, 'option "num_ctx" must be of type integer'),
+    ({"seed": [1]}, 'option "seed" must be of type integer'),
+    ({"top_p": {"v": 1}}, 'option "top_p" must be of type float32'),
+    ({"use_mmap": "true"}, 'option "use_mmap" must be of type boolean'),
+    ({"stop": 5}, 'option "stop" must be of type array'),
+    ({"stop": [None]}, 'option "stop" must be of an array of strings'),
 ])
 def test_from_map_type_errors(given: dict, message: str) -> None:
     with pytest.raises(InvalidOption) as err:
         from_map(given)
     assert str(err.value) == message
-    assert err.value.status == 500  # Ollama answers these from the default error branch
+    # GF-01: the client's fault, so a 400 (Ollama answers 500 from its default error branch).
+    assert isinstance(err.value, BadRequest) and err.value.status == 400
 
 
 @pytest.mark.parametrize("key", ["numa", "low_vram", "mirostat", "penalize_newline", "bogus"])

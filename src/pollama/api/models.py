@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from datetime import datetime
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,20 +12,32 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
 
 from pollama import __version__
-from pollama.api.app import state
+from pollama.api.app import ServerState, state
 from pollama.api.streaming import last_event_response, ndjson_response, progress_events
 from pollama.api.types import CopyRequest, CreateRequest, DeleteRequest, ShowRequest, parse_body
 from pollama.errors import BadRequest, InvalidModelName, ModelNotFound
+from pollama.modelinfo import list_summary
 from pollama.names import parse
 from pollama.store.blobs import require_digest
-from pollama.store.manifest import MEDIA_MODEL, CorruptManifest
+from pollama.store.manifest import CorruptManifest, StoredManifest
 
+log = logging.getLogger("pollama.api")
 router = APIRouter()
 
 
 def go_time(value: datetime) -> str:
-    """RFC 3339 with the local offset, as Go's time.Time marshals."""
-    return value.astimezone().isoformat()
+    """RFC 3339 in local time, as Go's time.Time marshals: fraction without trailing zeros,
+    `Z` for a zero offset."""
+    local = value.astimezone()
+    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    if local.microsecond:
+        text += "." + f"{local.microsecond:06d}".rstrip("0")
+    seconds = int((local.utcoffset() or timedelta()).total_seconds()) // 60 * 60
+    if not seconds:
+        return text + "Z"
+    sign = "-" if seconds < 0 else "+"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{text}{sign}{hours:02d}:{minutes:02d}"
 
 
 REQUEST_MODELS: dict[str, type] = {}
@@ -48,8 +60,10 @@ async def version() -> dict[str, str]:
     return {"version": __version__}
 
 
-def model_details(config: dict[str, Any], parent_model: str = "") -> dict[str, Any]:
-    return {
+def model_details(config: dict[str, Any], parent_model: str = "", *, context_length: int = 0,
+                  embedding_length: int = 0) -> dict[str, Any]:
+    """Ollama's api.ModelDetails of a config blob; the two lengths are omitted when 0."""
+    details = {
         "parent_model": parent_model,
         "format": config.get("model_format", ""),
         "family": config.get("model_family", ""),
@@ -57,36 +71,51 @@ def model_details(config: dict[str, Any], parent_model: str = "") -> dict[str, A
         "parameter_size": config.get("model_type", ""),
         "quantization_level": config.get("file_type", ""),
     }
+    if context_length:
+        details["context_length"] = context_length
+    if embedding_length:
+        details["embedding_length"] = embedding_length
+    return details
 
 
-def _read_config(request: Request, digest: str) -> dict[str, Any]:
+def _list_entry(server: ServerState, stored: StoredManifest) -> dict[str, Any] | None:
+    """One /api/tags entry (Ollama's ListModelResponse), None for a model Ollama leaves out."""
     try:
-        config = json.loads(state(request).store.blobs.read_bytes(digest))
-        return config if isinstance(config, dict) else {}
-    except Exception:  # listing never fails on one bad config blob
-        return {}
+        summary = list_summary(server.store, server.config, stored)
+    except Exception as err:  # one unreadable model never fails the listing
+        log.warning("failed to list model %s: %s", stored.name.display_shortest(), err)
+        return None
+    config = summary.config
+    details = model_details(config, summary.parent_model,
+                            context_length=summary.context_length,
+                            embedding_length=summary.embedding_length)
+    details["families"] = details["families"] or None  # Go copies an empty list to nil
+    if details["quantization_level"] in ("", "unknown") and \
+            summary.gguf_file_type not in ("", "unknown"):
+        details["quantization_level"] = summary.gguf_file_type
+    name = stored.name.display_shortest()
+    entry: dict[str, Any] = {"name": name, "model": name}
+    for key in ("remote_model", "remote_host"):
+        if config.get(key):
+            entry[key] = config[key]
+    entry["modified_at"] = go_time(stored.modified_at)
+    entry["size"] = stored.manifest.size
+    entry["digest"] = stored.digest
+    entry["details"] = details
+    if summary.capabilities:
+        entry["capabilities"] = list(summary.capabilities)
+    return entry
+
+
+def _list_models(server: ServerState) -> list[dict[str, Any]]:
+    found, _corrupt = server.store.manifests.all()
+    found.sort(key=lambda s: s.modified_at, reverse=True)
+    return [e for e in (_list_entry(server, stored) for stored in found) if e is not None]
 
 
 @router.api_route("/api/tags", methods=["GET", "HEAD"])
 async def list_models(request: Request) -> dict[str, Any]:
-    found, _corrupt = await asyncio.to_thread(state(request).store.manifests.all)
-    found.sort(key=lambda s: s.modified_at, reverse=True)
-    models = []
-    for stored in found:
-        config = _read_config(request, stored.manifest.config.digest)
-        name = stored.name.display_shortest()
-        parent = next((lay.from_ for lay in stored.manifest.layers
-                       if lay.media_type == MEDIA_MODEL), "")
-        entry: dict[str, Any] = {
-            "name": name,
-            "model": name,
-            "modified_at": go_time(stored.modified_at),
-            "size": stored.manifest.size,
-            "digest": stored.digest,
-            "details": model_details(config, parent),
-        }
-        models.append(entry)
-    return {"models": models}
+    return {"models": await asyncio.to_thread(_list_models, state(request))}
 
 
 @router.post("/api/show", openapi_extra=body_schema(ShowRequest))
