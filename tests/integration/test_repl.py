@@ -62,6 +62,11 @@ class Term:
     def lines(self) -> list[str]:
         return [line.rstrip() for line in self.screen().rstrip().split("\n")]
 
+    def visible(self) -> list[str]:
+        """The lines the pane shows now, without the scrollback."""
+        shown = self.tmux("capture-pane", "-p", "-J", "-t", "t")
+        return [line.rstrip() for line in shown.rstrip().split("\n")]
+
     def wait(self, check: Callable[[str], bool] | str, timeout: float = 60) -> str:
         """Poll the screen until `check` (a text it must contain, or a test) holds."""
         test = (lambda s: check in s) if isinstance(check, str) else check
@@ -159,6 +164,27 @@ def test_chat_turns_keep_context_and_exit_with_bye(term, server):
     t.type("/bye")
     t.keys("Enter")
     assert "__EXIT__0" in t.exited()
+
+
+@pytest.mark.parametrize("terminal", ["xterm-256color", "screen", "tmux-256color"])
+def test_first_entry_is_shown_once(term, server, smol, terminal):
+    """The first prompt sits on the top row, where tmux (scroll-on-clear) takes an erase-down
+    for a clear of the whole screen and keeps the old screen in the scrollback: the entry was
+    left there a second time, padded to the placeholder's width."""
+    server.client().create(model="smol-first", from_=smol,
+                           parameters={"num_predict": 8, "temperature": 0})
+    t = term(model="smol-first", env={"TERM": terminal})
+    answer = t.enter("Say hello.")
+    assert answer
+    lines = t.lines()
+    assert [line for line in lines if line.startswith(">>> ")] == [">>> Say hello.", PLACEHOLDER]
+    assert lines[0] == ">>> Say hello." and lines[1] == answer.split("\n")[0]
+    # Ctrl+L puts the prompt back on the top row: the next entry is shown once too.
+    t.keys("C-l")
+    t.wait(lambda _: t.visible() == [PLACEHOLDER])
+    assert t.enter("/set verbose") == "Set 'verbose' mode."
+    assert t.visible()[:2] == [">>> /set verbose", "Set 'verbose' mode."]
+    assert t.lines().count(">>> /set verbose") == 1
 
 
 def test_help_texts_and_unknown_commands(term):

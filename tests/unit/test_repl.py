@@ -10,10 +10,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import os
 import re
+import sys
 from collections.abc import Iterator
 
 import pytest
+from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
@@ -28,11 +31,13 @@ from pollama.cli.repl import (
     Repl,
     ReplExit,
     Session,
+    TerminalOutput,
     create_request,
     edit_in_external_editor,
     extract_file_data,
     extract_file_names,
     normalize_file_path,
+    terminal_output,
 )
 from pollama.cli.run import ResponseWriter
 from pollama.client import Client, ClientError
@@ -499,6 +504,31 @@ def test_tool_calls_are_shown_as_ollama_does():
         [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}])
     assert out.getvalue() == ("  Model called a non-existent function 'get_weather()' with "
                               'arguments: {"city":"Paris"}')
+
+
+def test_erase_down_never_erases_from_the_top_left_corner():
+    """tmux takes ESC[J at the top-left corner for a clear of the whole screen and keeps the
+    screen in its scrollback (scroll-on-clear): the first entry, redrawn from the top row, was
+    shown twice. The line is erased with ESC[K, the rest from one column on, cursor restored."""
+    out = io.StringIO()
+    output = TerminalOutput(out, lambda: Size(rows=40, columns=120))
+    output.erase_down()
+    output.flush()
+    assert out.getvalue() == "\x1b[K\x1b7\x1b[C\x1b[J\x1b8"
+
+
+def test_the_repl_writes_through_terminal_output_on_a_terminal(monkeypatch, tmp_path):
+    config = Config.from_env({"OLLAMA_HOST": f"127.0.0.1:{free_port()}", "HOME": str(tmp_path)})
+    master, slave = os.openpty()
+    try:
+        with open(slave, "w") as tty, create_pipe_input() as pipe:
+            monkeypatch.setattr(sys, "stdout", tty)
+            repl = Repl(Client(config), Session(model="m"), input=pipe)
+            assert isinstance(repl.prompt_session.app.output, TerminalOutput)
+            monkeypatch.setattr(sys, "stdout", io.StringIO())
+            assert not isinstance(terminal_output(), TerminalOutput)  # a pipe: plain text
+    finally:
+        os.close(master)
 
 
 def test_session_copy_is_independent():

@@ -38,7 +38,9 @@ from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.history import History
 from prompt_toolkit.input import Input
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
-from prompt_toolkit.output import Output
+from prompt_toolkit.output import ColorDepth, Output, create_output
+from prompt_toolkit.output.vt100 import Vt100_Output
+from prompt_toolkit.utils import get_bell_environment_variable, get_term_environment_variable
 
 from pollama.cli.run import (
     DIM,
@@ -272,6 +274,37 @@ def extract_file_data(text: str, err: TextIO) -> tuple[str, list[str]]:
     return text.strip(), images
 
 
+# -- the terminal ----------------------------------------------------------------------------
+
+# "Erase from the cursor down" without ESC[J at the top-left corner: erase the rest of the line
+# (ESC[K), then save the cursor (ESC 7), step one column right, ESC[J, and restore (ESC 8).
+# tmux (scroll-on-clear, on by default) takes an ESC[J at the top-left corner for a clear of the
+# whole screen and moves the screen into the scrollback, so a prompt redrawn from the top row
+# (the first entry, or the one after Ctrl+L) would be left there a second time.
+ERASE_DOWN = "\x1b[K\x1b7\x1b[C\x1b[J\x1b8"
+
+
+class TerminalOutput(Vt100_Output):
+    """prompt_toolkit's VT100 output with an erase-down that never clears the whole screen.
+
+    prompt_toolkit redraws an entry from the prompt's first cell with ESC[J once it is
+    accepted; Ollama's readline erases only with ESC[K, and so does this, in effect.
+    """
+
+    def erase_down(self) -> None:
+        self.write_raw(ERASE_DOWN)
+
+
+def terminal_output() -> Output:
+    """The REPL's output: TerminalOutput on a terminal, prompt_toolkit's default elsewhere."""
+    stdout = sys.stdout
+    if sys.platform == "win32" or stdout is None or not stdout.isatty():
+        return create_output()
+    return TerminalOutput.from_pty(stdout, term=get_term_environment_variable(),
+                                   default_color_depth=ColorDepth.from_env(),
+                                   enable_bell=get_bell_environment_variable())
+
+
 # -- the session -----------------------------------------------------------------------------
 
 
@@ -333,7 +366,8 @@ class Repl:
         self._err = err
         self.history = history
         self.prompt_session: PromptSession[str] = PromptSession(
-            history=history, key_bindings=self._key_bindings(), input=input, output=output,
+            history=history, key_bindings=self._key_bindings(), input=input,
+            output=output or terminal_output(),
             enable_suspend=True, prompt_continuation=ALT_PROMPT, erase_when_done=False)
         # Whether the key before / the current key had more keys behind it in the same read.
         self._typeahead = [False, False]
