@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from pollama.engine import RunnerHandle
+from pollama.engine.cpu_probe import default_verdict
 
 THREADS = 2
 NUM_CTX = 2048
@@ -54,6 +55,7 @@ def _make_quiet():  # the baseline's own model load would print llama.cpp's log 
 
 
 _QUIET = None
+REPACK = True
 
 
 def raw_baseline(model_path: str, prompt: str, n_tokens: int) -> float:
@@ -62,7 +64,9 @@ def raw_baseline(model_path: str, prompt: str, n_tokens: int) -> float:
 
     C.llama_log_set(_QUIET, None)
     C.llama_backend_init()
-    model = C.llama_model_load_from_file(model_path.encode(), C.llama_model_default_params())
+    mparams = C.llama_model_default_params()
+    mparams.use_extra_bufts = REPACK  # the runner's own verdict for this CPU, so same kernels
+    model = C.llama_model_load_from_file(model_path.encode(), mparams)
     vocab = C.llama_model_get_vocab(model)
     cparams = C.llama_context_default_params()
     cparams.n_ctx = NUM_CTX
@@ -164,12 +168,14 @@ async def main() -> None:
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
-    global _QUIET
+    global _QUIET, REPACK
     _QUIET = _make_quiet()
+    REPACK = (await default_verdict()).repack
     model = args.model or default_model()
     prompt = STORY.format(SUBJECTS[0])
     print(f"model {Path(model).name}, threads {THREADS}, num_ctx {NUM_CTX}, {args.tokens} tokens "
-          f"a stream, {args.rounds} interleaved rounds; load average {os.getloadavg()[0]:.2f}")
+          f"a stream, {args.rounds} interleaved rounds, extra buffer types "
+          f"{'on' if REPACK else 'off'}; load average {os.getloadavg()[0]:.2f}")
 
     runner = await RunnerHandle.start(model, num_ctx=NUM_CTX, num_parallel=4,
                                       num_thread=THREADS)

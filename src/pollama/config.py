@@ -20,9 +20,14 @@ log = logging.getLogger("pollama.config")
 DEFAULT_PORT = 11434
 FOREVER = math.inf  # keep_alive < 0: never unload
 
-# The K/V cache types llama.cpp accepts (llama-server's --cache-type-k/v); Ollama documents
-# f16, q8_0 and q4_0. The quantized ones need flash attention.
-KV_CACHE_TYPES = ("f16", "q8_0", "q4_0", "f32", "bf16", "q4_1", "iq4_nl", "q5_0", "q5_1")
+# The K/V cache types llama.cpp accepts (llama-server's --cache-type-k/v) and their bytes per
+# element (a quantized block's bytes over its 32 elements). Ollama documents f16, q8_0 and
+# q4_0. The quantized ones need flash attention.
+KV_CACHE_BYTES: dict[str, float] = {
+    "f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "f32": 4.0, "bf16": 2.0, "q4_1": 20 / 32,
+    "iq4_nl": 18 / 32, "q5_0": 22 / 32, "q5_1": 24 / 32,
+}
+KV_CACHE_TYPES = tuple(KV_CACHE_BYTES)
 UNQUANTIZED_KV_CACHE_TYPES = ("f16", "f32", "bf16")
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}

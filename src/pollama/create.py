@@ -15,7 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pollama import gguf, gojson, options
-from pollama.errors import BadRequest, InvalidModelName, ModelNotFound, NotSupported
+from pollama.errors import (
+    BadRequest,
+    InvalidModelName,
+    ModelNotFound,
+    NotSupported,
+    SpeculativeDecodingUnsupported,
+)
 from pollama.names import Name, parse
 from pollama.store import Store
 from pollama.store import manifest as mt
@@ -48,6 +54,8 @@ def _check_files(files: dict[str, str] | None) -> None:
 
 def validate_request(store: Store, request: dict[str, Any]) -> None:
     """Cheap checks, so bad requests fail with a status before any progress streams."""
+    if request.get("draft_files") or request.get("draft_quantize"):
+        raise SpeculativeDecodingUnsupported()
     _check_files(request.get("files"))
     _check_files(request.get("adapters"))
     if not parse(str(request.get("model") or request.get("name") or "")).is_valid:
@@ -59,9 +67,11 @@ def validate_request(store: Store, request: dict[str, Any]) -> None:
                              f"POST /api/blobs/{digest}")
     try:
         # Beyond Ollama, which stores any value and fails at every later request.
-        options.from_map(request.get("parameters") or {})
+        parameters = options.from_map(request.get("parameters") or {})
     except options.InvalidOption as err:
         raise BadRequest(str(err)) from None
+    if parameters.get("draft_num_predict"):
+        raise SpeculativeDecodingUnsupported()
 
 
 class _LayerBuilder:

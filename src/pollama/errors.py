@@ -52,6 +52,26 @@ class NotSupported(BadRequest):
     pass
 
 
+SPECULATIVE_DECODING = ("speculative decoding (a Modelfile DRAFT, draft_files, "
+                        "draft_num_predict) is not supported by pollama yet: remove the DRAFT "
+                        "line; the model runs without a draft model")
+
+
+class SpeculativeDecodingUnsupported(NotSupported):
+    """A DRAFT model or draft option: refused, so it is never silently ignored."""
+
+    def __init__(self) -> None:
+        super().__init__(SPECULATIVE_DECODING)
+
+
+class ImagesUnsupported(NotSupported):
+    """Images in a request: refused until vision lands, never dropped in silence."""
+
+    def __init__(self) -> None:
+        super().__init__("images are not supported by pollama yet: this server cannot show "
+                         "them to a model; send the request without images")
+
+
 class NotFound(PollamaError):
     status = 404
 

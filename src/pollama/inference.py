@@ -22,7 +22,14 @@ from pollama.api.app import ServerState
 from pollama.api.types import ChatRequest, GenerateRequest
 from pollama.engine.cpu_probe import RepackDecision
 from pollama.engine.errors import RequestRejected
-from pollama.errors import BadRequest, InvalidModelName, ModelNotFound, NotSupported
+from pollama.errors import (
+    BadRequest,
+    ImagesUnsupported,
+    InvalidModelName,
+    ModelNotFound,
+    NotSupported,
+    SpeculativeDecodingUnsupported,
+)
 from pollama.grammar import request_grammar, split_grammar
 from pollama.modelinfo import ModelInfo, build
 from pollama.names import parse
@@ -134,7 +141,7 @@ class Inference:
         config = self.server.config
         verdict = await self.repack.verdict()
         log_file = None
-        return await RunnerHandle.start(
+        handle = await RunnerHandle.start(
             spec.model_path, num_ctx=spec.num_ctx, num_parallel=spec.num_parallel,
             num_batch=spec.num_batch, num_thread=spec.num_thread, use_mmap=spec.use_mmap,
             num_gpu=spec.num_gpu, embedding=spec.embedding, adapters=spec.adapters,
@@ -142,6 +149,13 @@ class Inference:
             load_timeout=min(config.load_timeout, 1e9), verbose=config.debug > 0,
             repack=verdict.repack, flash_attention=config.flash_attention_mode,
             kv_cache_type=config.kv_cache_type or "f16")
+        info = handle.info
+        log.info("llama runner started: model=%s pid=%d num_ctx=%s parallel=%s threads=%s "
+                 "flash_attention=%s kv_cache_type=%s repack=%s kv_bytes=%s", spec.model_path,
+                 handle.pid, info.get("num_ctx"), info.get("num_parallel"),
+                 info.get("num_thread"), info.get("flash_attention"), info.get("kv_cache_type"),
+                 "on" if info.get("repack") else "off", info.get("kv_bytes"))
+        return handle
 
     # -- model and options -----------------------------------------------------------------
 
@@ -158,6 +172,8 @@ class Inference:
                        ) -> dict[str, Any]:
         merged = dict(info.model.params)
         merged.update(opts.from_map(request_options or {}))
+        if merged.get("draft_num_predict"):  # 0 = off is fine: nothing to ignore
+            raise SpeculativeDecodingUnsupported()
         return merged
 
     def load_spec(self, info: ModelInfo, options: dict[str, Any], *,
@@ -167,7 +183,7 @@ class Inference:
         kv = info.gguf.kv if info.gguf else {}
         arch = info.gguf.architecture if info.gguf else ""
         num_ctx = self.scheduler.default_num_ctx(info.n_ctx_train, options.get("num_ctx"))
-        kv_slot = estimate_kv_bytes(kv, arch, num_ctx)
+        kv_slot = estimate_kv_bytes(kv, arch, num_ctx, self.server.config.kv_cache_type or "f16")
         file_size = info.model.model_path.stat().st_size
         embedding = embedding or ("embedding" in info.capabilities and \
             "completion" not in info.capabilities)
@@ -240,6 +256,8 @@ class Inference:
             return
         if "completion" not in info.capabilities:
             raise BadRequest(f'"{req.model}" does not support generate')
+        if req.images and not req.debug_render_only:
+            raise ImagesUnsupported()
         think = self._resolve_think(info, think, req.model)
         grammar = request_grammar(req.format, raw_grammar)
 
@@ -332,6 +350,8 @@ class Inference:
             raise BadRequest(f'"{req.model}" does not support chat')
         if req.tools:
             self.check_capabilities(info, ["tools"])
+        if not req.debug_render_only and any(m.get("images") for m in request_messages):
+            raise ImagesUnsupported()
         think = self._resolve_think(info, think, req.model)
         grammar = request_grammar(req.format, raw_grammar)
         messages = drop_old_thinking(info, list(info.model.messages) + request_messages)

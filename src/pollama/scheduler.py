@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pollama.config import FOREVER, Config, parse_go_duration
+from pollama.config import FOREVER, KV_CACHE_BYTES, Config, parse_go_duration
 from pollama.errors import BadRequest, QueueFull
 
 log = logging.getLogger("pollama.scheduler")
@@ -60,8 +60,9 @@ def available_memory() -> int:
     return 8 << 30
 
 
-def estimate_kv_bytes(kv: dict[str, Any], arch: str, n_ctx: int) -> int:
-    """f16 K and V for every layer over n_ctx tokens, from the GGUF's attention shape."""
+def estimate_kv_bytes(kv: dict[str, Any], arch: str, n_ctx: int,
+                      cache_type: str = "f16") -> int:
+    """K and V of `cache_type` for every layer over n_ctx tokens, from the GGUF's shape."""
     layers = int(kv.get(f"{arch}.block_count") or 32)
     embd = int(kv.get(f"{arch}.embedding_length") or 4096)
     heads = int(kv.get(f"{arch}.attention.head_count") or 32) or 1
@@ -69,7 +70,7 @@ def estimate_kv_bytes(kv: dict[str, Any], arch: str, n_ctx: int) -> int:
     if isinstance(heads_kv, list):
         heads_kv = max(heads_kv) if heads_kv else heads
     head_dim = int(kv.get(f"{arch}.attention.key_length") or embd // heads)
-    return 2 * 2 * layers * n_ctx * int(heads_kv) * head_dim
+    return int(2 * KV_CACHE_BYTES[cache_type] * layers * n_ctx * int(heads_kv) * head_dim)
 
 
 @dataclass
@@ -277,7 +278,11 @@ class Scheduler:
             return
         await wait()
         if self.runners.get(runner.spec.key()) is runner:
-            log.warning("runner for %s exited", runner.name)
+            handle = runner.handle
+            lines = "".join(f"\n    {line}" for line in handle.last_log_lines())
+            log.warning("llama runner process for %s (pid %d) has terminated: %s; its last "
+                        "output:%s", runner.name, handle.pid, handle.exit_description,
+                        lines or " none")
             self.runners.pop(runner.spec.key(), None)
             if runner.timer:
                 runner.timer.cancel()

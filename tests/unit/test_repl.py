@@ -537,3 +537,12 @@ def test_session_copy_is_independent():
     copy.options["y"] = 2
     copy.messages.append({"role": "user", "content": "n"})
     assert session.options == {"x": 1} and len(session.messages) == 1
+
+
+def test_run_bounds_answers_at_the_context_unless_the_model_sets_num_predict() -> None:
+    from pollama.cli.run import answer_defaults
+
+    assert answer_defaults({}) == {"num_predict": -2}
+    assert answer_defaults({"parameters": "stop                           \"<|im_end|>\""}) == {
+        "num_predict": -2}
+    assert answer_defaults({"parameters": "num_ctx 64\nnum_predict                    128"}) == {}

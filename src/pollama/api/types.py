@@ -56,6 +56,9 @@ class CreateRequest(_Request):
     renderer: str = Field("", description="built-in renderer name")
     parser: str = Field("", description="built-in parser name")
     requires: str = Field("", description="minimum version the model needs")
+    draft_files: dict[str, str] | None = Field(
+        None, description="draft model files (speculative decoding): refused, not supported yet")
+    draft_quantize: str = Field("", description="refused with draft_files")
 
     def to_plain(self) -> dict[str, Any]:
         out = self.model_dump(by_alias=True)

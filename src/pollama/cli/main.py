@@ -15,6 +15,7 @@ from pollama.cli.render import human_bytes, human_time, show_info, table
 from pollama.cli.run import RunCommand
 from pollama.client import Client, ClientError
 from pollama.config import CLIENT_ENV_DOCS, RUN_ENV_DOCS, SERVE_ENV_DOCS
+from pollama.errors import SPECULATIVE_DECODING
 from pollama.names import parse
 
 app = typer.Typer(
@@ -107,6 +108,8 @@ def create(
         raise UserError(f"open {path}: no such file or directory")
     parsed = mf.parse(text)
     draft = mf.build_create_request(parsed, path.resolve().parent)
+    if draft.draft_files:  # before uploading anything: the server refuses DRAFT too
+        raise UserError(SPECULATIVE_DECODING)
     for warning in draft.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     client = _client()
@@ -244,7 +247,8 @@ def run(
     if not interactive:
         runmod.generate_once(client, model, text, keepalive=keep, fmt=fmt, think=think_value,
                              hidethinking=hidethinking, verbose=verbose,
-                             wordwrap=not nowordwrap and sys.stdout.isatty())
+                             wordwrap=not nowordwrap and sys.stdout.isatty(),
+                             options=runmod.answer_defaults(show))
         return
     from pollama.cli.repl import Session, run_interactive
 

@@ -47,6 +47,7 @@ from pollama.cli.run import (
     RESET,
     ResponseWriter,
     Spinner,
+    answer_defaults,
     format_value,
     infer_think,
     interruptible,
@@ -317,7 +318,8 @@ class Session:
     loaded_messages: list[dict[str, Any]] = field(default_factory=list)
     messages: list[dict[str, Any]] = field(default_factory=list)
     system: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # what /set parameter set
+    answer_defaults: dict[str, Any] = field(default_factory=dict)  # run.answer_defaults
     format: str = ""
     think: bool | str | None = None
     think_explicit: bool = False
@@ -339,6 +341,7 @@ class Session:
         self.parent_model = str((show.get("details") or {}).get("parent_model") or "")
         self.loaded_messages = list(show.get("messages") or [])
         self.capabilities = list(show.get("capabilities") or [])
+        self.answer_defaults = answer_defaults(show)
         info = show.get("model_info") or {}
         self.multimodal = ("vision" in self.capabilities or "audio" in self.capabilities
                            or bool(show.get("projector_info"))
@@ -785,8 +788,9 @@ class Repl:
         body: dict[str, Any] = {"model": self.s.model, "messages": self.s.messages}
         if self.s.format:
             body["format"] = format_value(self.s.format)
-        if self.s.options:
-            body["options"] = self.s.options
+        options = {**self.s.answer_defaults, **self.s.options}
+        if options:
+            body["options"] = options
         if self.s.think is not None:
             body["think"] = self.s.think
         if self.s.keepalive is not None:

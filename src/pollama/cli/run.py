@@ -329,11 +329,24 @@ def stream_response(chunks: Iterator[dict[str, Any]], writer: ResponseWriter,
     return final
 
 
+def answer_defaults(show: dict[str, Any]) -> dict[str, Any]:
+    """Options `run` sends unless the user sets them: an answer ends when the context window is
+    full (llama.cpp's num_predict -2) unless the model's Modelfile sets num_predict, so a model
+    caught in a loop cannot write for minutes (the API keeps Ollama's 10×num_ctx bound)."""
+    for line in str(show.get("parameters") or "").splitlines():
+        if line.split()[:1] == ["num_predict"]:
+            return {}
+    return {"num_predict": -2}
+
+
 def generate_once(client: Client, model: str, prompt: str, *, keepalive: str | None,
                   fmt: str | None, think: bool | str | None, hidethinking: bool,
-                  verbose: bool, wordwrap: bool = False) -> None:
+                  verbose: bool, wordwrap: bool = False,
+                  options: dict[str, Any] | None = None) -> None:
     """One-shot `/api/generate` streamed to stdout; plain text when stdout is not a terminal."""
     body: dict[str, Any] = {"model": model, "prompt": prompt}
+    if options:
+        body["options"] = options
     if keepalive is not None:
         body["keep_alive"] = keepalive
     if fmt:

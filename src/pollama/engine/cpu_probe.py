@@ -167,6 +167,21 @@ class RepackDecision:
             log.warning("could not remember the CPU probe's verdict in %s: %s", self.path, err)
 
 
+_default: RepackDecision | None = None
+
+
+async def default_verdict() -> Verdict:
+    """The verdict for OLLAMA_REPACK and the home of this process's environment (what a runner
+    started without an explicit `repack` uses)."""
+    global _default
+    if _default is None:
+        from pollama.config import Config
+
+        config = Config.from_env()
+        _default = RepackDecision(config.repack, config.home)
+    return await _default.verdict()
+
+
 # -- the child --------------------------------------------------------------------------------
 
 N_EMBD, N_FF, N_HEAD, N_VOCAB = 128, 256, 4, 64

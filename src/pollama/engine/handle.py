@@ -30,7 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from pollama.engine import protocol
+from pollama.engine.cpu_probe import default_verdict, describe_exit
 from pollama.engine.errors import (
+    RUNNER_CRASHED,
     PromptTooLong,
     RequestRejected,
     RunnerCrashed,
@@ -124,14 +126,17 @@ class RunnerHandle:
         log_file: str | os.PathLike[str] | None = None,
         load_timeout: float = 300.0,
         verbose: bool = False,
-        repack: bool = True,
+        repack: bool | None = None,
         flash_attention: str = "auto",
         kv_cache_type: str = "f16",
     ) -> RunnerHandle:
         """Start a runner process and wait until it has loaded the model.
 
         Raises RunnerStartError (with the runner's last word) if it exits or stalls first.
+        `repack` (llama.cpp's extra buffer types) defaults to this machine's probed verdict.
         """
+        if repack is None:
+            repack = (await default_verdict()).repack
         args = [
             "--model", os.fspath(model_path), "--ctx-size", str(num_ctx),
             "--parallel", str(num_parallel), "--batch-size", str(num_batch),
@@ -203,6 +208,16 @@ class RunnerHandle:
     def last_log_line(self) -> str:
         """The runner's last non-empty stderr line."""
         return self._tail[-1] if self._tail else ""
+
+    def last_log_lines(self, n: int = 10) -> list[str]:
+        """The runner's last `n` non-empty stderr lines (for the server log when it dies)."""
+        return list(self._tail)[-n:]
+
+    @property
+    def exit_description(self) -> str:
+        """How the process ended, as Ollama says it: `exit status 1`, or for a death by signal
+        `signal 4 (SIGILL, illegal instruction)`."""
+        return describe_exit(self.returncode)
 
     async def wait_exited(self) -> int | None:
         """Wait for the process to end (and its pipes to close); return its exit status."""
@@ -347,7 +362,11 @@ class RunnerHandle:
         self._on_lost()
 
     def _crashed(self) -> RunnerCrashed:
-        return RunnerCrashed(last_log_line=self.last_log_line, returncode=self.returncode)
+        detail = f"llama runner process has terminated: {self.exit_description}"
+        if self.last_log_line:
+            detail += f": {self.last_log_line}"
+        return RunnerCrashed(f"{RUNNER_CRASHED}: {detail}", last_log_line=self.last_log_line,
+                             returncode=self.returncode)
 
     def _on_stdout(self, data: bytes) -> None:
         *lines, self._out = (self._out + data).split(b"\n")
@@ -385,7 +404,7 @@ class RunnerHandle:
         if not self._ready.done():
             reason = self._fatal or self.last_log_line or "no output"
             self._ready.set_exception(RunnerStartError(
-                f"llama runner process has terminated: exit status {self.returncode}: {reason}",
+                f"llama runner process has terminated: {self.exit_description}: {reason}",
                 reason=reason, returncode=self.returncode,
             ))
             self._ready.exception()  # retrieved: start() may have given up already

@@ -18,15 +18,13 @@ import numpy as np
 from llama_cpp import llama_cpp as C
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
+from pollama.config import KV_CACHE_BYTES
+
 _POOLING_NAMES = {0: None, 1: "mean", 2: "cls", 3: "last", 4: "rank"}
 
-# The cache types of config.KV_CACHE_TYPES, with their ggml type id and bytes per element (a
-# quantized block's bytes over its 32 elements).
-KV_CACHE_TYPES: dict[str, tuple[int, float]] = {
-    "f32": (0, 4.0), "f16": (1, 2.0), "bf16": (30, 2.0), "q8_0": (8, 34 / 32),
-    "q4_0": (2, 18 / 32), "q4_1": (3, 20 / 32), "iq4_nl": (20, 18 / 32), "q5_0": (6, 22 / 32),
-    "q5_1": (7, 24 / 32),
-}
+# ggml's type id of each cache type in config.KV_CACHE_TYPES.
+KV_CACHE_GGML_TYPES = {"f32": 0, "f16": 1, "bf16": 30, "q8_0": 8, "q4_0": 2, "q4_1": 3,
+                       "iq4_nl": 20, "q5_0": 6, "q5_1": 7}
 FLASH_ATTENTION_TYPES = {"auto": C.LLAMA_FLASH_ATTN_TYPE_AUTO,
                          "on": C.LLAMA_FLASH_ATTN_TYPE_ENABLED,
                          "off": C.LLAMA_FLASH_ATTN_TYPE_DISABLED}
@@ -67,8 +65,11 @@ class _Log:
         message = text.decode("utf-8", "replace")
         if level == 3 and message.strip():
             self.last_error = message.strip()
-        elif "Flash Attention was auto, set to " in message:
-            self.flash_attention = "on" if message.rstrip().endswith("enabled") else "off"
+        elif "flash_attn" in message or "Flash Attention" in message:
+            # "llama_context: flash_attn = enabled", or for auto "... Flash Attention enabled".
+            words = message.split()
+            if words and words[-1] in ("enabled", "disabled"):
+                self.flash_attention = "on" if words[-1] == "enabled" else "off"
         if level != 4 or self.verbose:
             sys.stderr.write(message)
             sys.stderr.flush()
@@ -149,7 +150,7 @@ class LoadedModel:
         cparams.kv_unified = False  # one KV stream per slot: a slot only attends to its own cells
         cparams.no_perf = True
         cparams.flash_attn_type = FLASH_ATTENTION_TYPES[options.flash_attention]
-        cparams.type_k = cparams.type_v = KV_CACHE_TYPES[options.kv_cache_type][0]
+        cparams.type_k = cparams.type_v = KV_CACHE_GGML_TYPES[options.kv_cache_type]
         self.pooling: str | None = None
         if options.embedding:
             # Non-causal models need a whole input in one ubatch.
@@ -194,6 +195,22 @@ class LoadedModel:
         if C.llama_set_adapters_lora(self.ctx, adapters, len(paths), scales) != 0:
             raise RuntimeError("failed to apply LoRA adapters")
 
+    def warm_up(self) -> None:
+        """Decode two tokens and forget them, as llama.cpp's own tools do before serving: the
+        first decode touches every weight and kernel, so a CPU that faults on one faults while
+        loading, not in the middle of someone's answer."""
+        b = self.batch.batch
+        bos, eos = self.model.token_bos(), self.model.token_eos()
+        tokens = [t if 0 <= t < self.n_vocab else 0 for t in (bos, eos)]
+        for i, token in enumerate(tokens[: self.n_batch]):
+            b.token[i], b.pos[i], b.seq_id[i][0], b.logits[i] = token, i, 0, 0
+        b.logits[len(tokens) - 1] = 1
+        b.n_tokens = min(len(tokens), self.n_batch)
+        if C.llama_decode(self.ctx, b) != 0:
+            raise RuntimeError(_log.last_error or "the warm-up decode failed")
+        if self.memory:
+            C.llama_memory_clear(self.memory, True)
+
     def close(self) -> None:
         """Free batch, context and model (in that order); idempotent."""
         self._stack.close()
@@ -218,7 +235,7 @@ class LoadedModel:
         head_k = int(self.meta(f"{self.arch}.attention.key_length") or self.n_embd // n_head)
         head_v = int(self.meta(f"{self.arch}.attention.value_length") or self.n_embd // n_head)
         n_layer = C.llama_model_n_layer(self.model.model)
-        per_element = KV_CACHE_TYPES[self.options.kv_cache_type][1]
+        per_element = KV_CACHE_BYTES[self.options.kv_cache_type]
         return int(self.n_ctx * n_layer * n_head_kv * (head_k + head_v) * per_element)
 
     def info(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from llama_cpp import llama_cpp as C
 from pollama.engine import protocol
 from pollama.engine.model import (
     FLASH_ATTENTION_TYPES,
-    KV_CACHE_TYPES,
+    KV_CACHE_GGML_TYPES,
     LoadedModel,
     LoadOptions,
 )
@@ -42,6 +42,9 @@ from pollama.engine.sampling import GenerationParams, build_chain, generation_pa
 from pollama.engine.text import TextStream
 
 MAX_REPEATS = 30  # identical tokens in a row (after the first) that end an answer
+# A loop of a short sequence ("keyfile.keyfile.keyfile..."): the last LOOP_WINDOW tokens repeat
+# one block of 2..LOOP_MAX_PERIOD tokens (so at least 4 times), checked every LOOP_CHECK tokens.
+LOOP_WINDOW, LOOP_MAX_PERIOD, LOOP_CHECK = 256, 64, 16
 
 _now = time.perf_counter_ns
 
@@ -49,9 +52,9 @@ _now = time.perf_counter_ns
 class Request:
     """One completion: its prompt, sampler chain, output so far and timings."""
 
-    __slots__ = ("cached", "chain", "eval_ns", "generated", "id", "last_piece", "logprobs",
-                 "num_keep", "num_predict", "prompt", "prompt_ns", "repeats", "sampler", "shift",
-                 "stream", "top_logprobs", "truncated")
+    __slots__ = ("cached", "chain", "eval_ns", "fill_context", "generated", "id", "last_piece",
+                 "logprobs", "num_keep", "num_predict", "prompt", "prompt_ns", "repeats",
+                 "sampler", "shift", "stream", "top_logprobs", "truncated")
 
     def __init__(self, rid: Any, prompt: list[int], params: GenerationParams, chain: Any,
                  truncated: bool) -> None:
@@ -63,6 +66,7 @@ class Request:
         self.num_predict = params.num_predict
         self.num_keep = params.num_keep
         self.shift = params.shift
+        self.fill_context = params.fill_context
         self.logprobs = params.logprobs
         self.top_logprobs = params.top_logprobs
         self.truncated = truncated
@@ -393,7 +397,8 @@ class Runner:
         piece = self._pieces[tok]
         if piece is None:
             piece = self.model.piece(tok)
-        if self._stuck(req, piece):
+        if self._stuck(req, piece) or (len(req.generated) % LOOP_CHECK == 0
+                                       and self._looping(req.generated)):
             return "stop"
         text = req.stream.push(piece)
         if req.logprobs:
@@ -419,6 +424,20 @@ class Runner:
         req.last_piece, req.repeats = stripped, 0
         return False
 
+    @staticmethod
+    def _looping(generated: list[int]) -> bool:
+        """The answer ends in a loop: its last LOOP_WINDOW tokens are one short block repeated."""
+        if len(generated) < LOOP_WINDOW:
+            return False
+        tail = generated[-LOOP_WINDOW:]
+        last = tail[-1]
+        for period in range(2, LOOP_MAX_PERIOD + 1):
+            if tail[-1 - period] == last and tail[period:] == tail[:-period]:
+                print(f"stopping a generation that repeats a block of {period} tokens",
+                      file=sys.stderr)
+                return True
+        return False
+
     def _is_eog(self, token: int) -> bool:
         known = self._eog[token]  # 0 = not asked yet, 1 = no, 2 = yes
         if not known:
@@ -428,7 +447,7 @@ class Runner:
     def _make_room(self, slot: Slot) -> bool:
         """The slot's window is full: shift its context (keep num_keep, drop half) or end it."""
         req = slot.request
-        if not req.shift or not self.model.can_shift:
+        if not req.shift or req.fill_context or not self.model.can_shift:
             self._finish(slot, "length")
             return False
         n_past = len(slot.tokens)
@@ -532,7 +551,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-repack", action="store_true",
                    help="no extra buffer types (AMX, repacked weights): CPUs that fault on them")
     p.add_argument("--flash-attn", choices=sorted(FLASH_ATTENTION_TYPES), default="auto")
-    p.add_argument("--cache-type", choices=sorted(KV_CACHE_TYPES), default="f16",
+    p.add_argument("--cache-type", choices=sorted(KV_CACHE_GGML_TYPES), default="f16",
                    help="K and V cache type")
     return p.parse_args(argv)
 
@@ -554,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.ctx_size < 1 or args.parallel < 1:
             raise ValueError("--ctx-size and --parallel must be positive")
         model = LoadedModel(args.model, options)
+        if not args.embedding:
+            model.warm_up()
     except Exception as e:
         reason = str(e) or type(e).__name__
         print(f"error: {reason}", file=sys.stderr)

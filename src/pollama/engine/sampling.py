@@ -73,6 +73,7 @@ class GenerationParams:
     num_keep: int
     stop: tuple[str, ...]
     shift: bool  # context shift when the window fills (else stop with "length")
+    fill_context: bool  # num_predict -2: the answer ends when the window is full
     truncate: bool  # trim an over-long prompt when shift is on (else refuse it)
     grammar: str | None
     logprobs: bool
@@ -82,7 +83,8 @@ class GenerationParams:
 def generation_params(request: Mapping[str, Any], num_ctx: int) -> GenerationParams:
     """Resolve a completion request: top-level stop/num_predict/num_keep/seed win over options.
 
-    num_predict < 0 or > 10×num_ctx is bounded to 10×num_ctx, as Ollama's boundedNumPredict.
+    num_predict < 0 or > 10×num_ctx is bounded to 10×num_ctx, as Ollama's boundedNumPredict;
+    -2 (llama.cpp's "fill the context") also ends the answer when the window is full.
     """
     options = dict(request.get("options") or {})
     for key in ("stop", "num_predict", "num_keep", "seed"):
@@ -92,6 +94,7 @@ def generation_params(request: Mapping[str, Any], num_ctx: int) -> GenerationPar
 
     num_predict = options.get("num_predict")
     num_predict = -1 if num_predict is None else int(num_predict)
+    fill_context = num_predict == -2
     if num_predict < 0 or num_predict > 10 * num_ctx:
         num_predict = 10 * num_ctx
     num_keep = options.get("num_keep")
@@ -110,6 +113,7 @@ def generation_params(request: Mapping[str, Any], num_ctx: int) -> GenerationPar
         num_keep=num_keep,
         stop=tuple(s for s in stop if s),
         shift=True if shift is None else bool(shift),
+        fill_context=fill_context,
         truncate=request.get("truncate") is not False,
         grammar=request.get("grammar") or None,
         logprobs=bool(request.get("logprobs")) or top_logprobs > 0,
