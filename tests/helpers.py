@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from pollama.bundled import smollm2_gguf
+from pollama.cli.bundled import smollm2_gguf
 
 __all__ = ["Server", "create_from_gguf", "free_port", "smollm2_gguf"]
 

@@ -11,7 +11,7 @@
     ├── QueueFull                503 too many pending requests
     └── StorageError             500 the model store could not be written (e.g. disk full)
 
-The API maps them to `{"error": message}` in one exception handler (api/app.py); the CLI
+The API maps them to `{"error": message}` in one exception handler (server/app.py); the CLI
 prints `Error: <message>`.
 """
 

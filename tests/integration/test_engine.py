@@ -24,7 +24,7 @@ from pollama.engine import (
     RunnerStartError,
 )
 from pollama.engine.errors import PROMPT_TOO_LONG, RUNNER_CRASHED
-from pollama.grammar import format_grammar
+from pollama.inference.grammar import format_grammar
 
 CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 STORY = CHAT.format("Write a story about a cat.")

@@ -598,7 +598,7 @@ def test_errors(server, smol, models):
 def test_grammar_checker(grammar: str, error: str | None):
     """The server's GBNF check agrees with llama.cpp's parser and says where it stopped."""
     from pollama.errors import BadRequest
-    from pollama.grammar import check_grammar
+    from pollama.inference.grammar import check_grammar
 
     if error is None:
         check_grammar(grammar)

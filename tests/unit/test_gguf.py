@@ -11,7 +11,8 @@ import gguf as gguf_py
 import numpy as np
 import pytest
 
-from pollama import gguf, gojson
+from pollama import go as gojson
+from pollama.formats import gguf
 
 SMOL_TEMPLATE_START = "{% for message in messages %}{% if loop.first and messages[0]['role']"
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pollama.template.gotemplate_chat import (
+from pollama.template.ollama import (
     TemplateRenderError,
     collate,
     convert_tools,
@@ -21,7 +21,7 @@ from pollama.template.gotemplate_chat import (
     thinking_tags,
     tool_call_tag,
 )
-from pollama.template.render import PromptTemplate
+from pollama.template.prompt import PromptTemplate
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the weather",
@@ -442,7 +442,7 @@ JINJA_PLAIN = "{% for message in messages %}<|im_start|>{{ message.content }}{% 
 
 
 def test_go_template_capabilities() -> None:
-    from pollama.modelinfo import go_template_capabilities
+    from pollama.models.info import go_template_capabilities
 
     assert go_template_capabilities(CHATML) == ["tools"]
     assert go_template_capabilities("<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>") == ["insert"]
@@ -464,7 +464,7 @@ def test_go_template_capabilities() -> None:
     (JINJA_PLAIN, "{{ .Prompt }}", False),
 ])
 def test_prefer_chat_template(chat: str, go: str, prefer: bool) -> None:
-    from pollama.modelinfo import prefer_chat_template
+    from pollama.models.info import prefer_chat_template
 
     assert prefer_chat_template(chat, go) is prefer
 

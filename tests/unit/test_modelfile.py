@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pollama.errors import ModelfileError
-from pollama.modelfile import (
+from pollama.formats.modelfile import (
     Command,
     Modelfile,
     build_create_request,

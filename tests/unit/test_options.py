@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from pollama import options
 from pollama.errors import BadRequest, ModelfileError
-from pollama.options import InvalidOption, format_params, from_map
+from pollama.formats import options
+from pollama.formats.options import InvalidOption, format_params, from_map
 
 
 def test_table_matches_api_types() -> None:
@@ -82,7 +82,7 @@ def test_from_map_type_errors(given: dict, message: str) -> None:
 @pytest.mark.parametrize("key", ["numa", "low_vram", "mirostat", "penalize_newline", "bogus"])
 def test_from_map_unknown_and_legacy_keys_warn_and_drop(
         key: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="pollama.options"):
+    with caplog.at_level(logging.WARNING, logger="pollama.formats.options"):
         assert from_map({key: 1, "top_k": 5}) == {"top_k": 5}
     assert "invalid option provided" in caplog.text and key in caplog.text
 

@@ -20,6 +20,7 @@ from prompt_toolkit.data_structures import Size
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
+from pollama.cli.client import Client, ClientError
 from pollama.cli.repl import (
     OVERFLOW_NOTICE,
     USAGE_PARAMETERS,
@@ -40,7 +41,6 @@ from pollama.cli.repl import (
     terminal_output,
 )
 from pollama.cli.run import ResponseWriter
-from pollama.client import Client, ClientError
 from pollama.config import Config
 from tests.helpers import free_port
 

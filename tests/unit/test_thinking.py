@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pollama.thinking import ThinkingParser, lstrip_space, strip_thinking
+from pollama.inference.thinking import ThinkingParser, lstrip_space, strip_thinking
 
 
 def run(chunks: list[str], opening: str = "<think>", closing: str = "</think>",

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from pollama.tools import ToolCallParser, jinja_tool_tag, tool_call_id
+from pollama.inference.tools import ToolCallParser, tool_call_id
+from pollama.template.jinja import jinja_tool_tag
 
 TOOLS = [
     {"type": "function", "function": {"name": "get_weather", "parameters": {

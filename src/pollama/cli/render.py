@@ -6,7 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from pollama.gguf import human_bytes, human_number
+from pollama.formats.gguf import human_bytes, human_number
 
 __all__ = ["human_bytes", "human_number", "human_time", "show_info", "table"]
 

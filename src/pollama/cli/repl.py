@@ -42,6 +42,7 @@ from prompt_toolkit.output import ColorDepth, Output, create_output
 from prompt_toolkit.output.vt100 import Vt100_Output
 from prompt_toolkit.utils import get_bell_environment_variable, get_term_environment_variable
 
+from pollama.cli.client import Client, ClientError
 from pollama.cli.run import (
     DIM,
     RESET,
@@ -54,10 +55,9 @@ from pollama.cli.run import (
     print_stats,
     stream_response,
 )
-from pollama.client import Client, ClientError
 from pollama.errors import ModelfileError
-from pollama.modelfile import go_quote, go_value
-from pollama.options import format_params
+from pollama.formats.modelfile import go_quote, go_value
+from pollama.formats.options import format_params
 
 PROMPT = ">>> "
 ALT_PROMPT = "... "

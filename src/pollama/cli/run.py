@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from typer.core import TyperCommand
 from wcwidth import wcswidth, wcwidth
 
-from pollama.client import Client, ClientError
+from pollama.cli.client import Client, ClientError
 from pollama.config import format_go_duration, parse_go_duration
 
 THINK_VALUES = {"true": True, "": True, "false": False, "high": "high", "medium": "medium",

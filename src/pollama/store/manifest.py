@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pollama import gojson
+from pollama import go as gojson
 from pollama.names import Name
 from pollama.store.blobs import storage_error
 

@@ -23,6 +23,19 @@ class ChatTemplateError(BadRequest):
     """The model's chat template failed to render these messages."""
 
 
+_TOOL_TAGS = ("<tool_call>", "[TOOL_CALLS]", "<|tool_call_start|>", "<|tool_call|>",
+               "<function_call>")
+
+
+def jinja_tool_tag(chat_template: str | None) -> str:
+    """The tool-call tag a GGUF Jinja chat template teaches its model; `{` for bare JSON."""
+    text = chat_template or ""
+    for tag in _TOOL_TAGS:
+        if tag in text:
+            return tag
+    return "{"
+
+
 def _raise(message: str) -> None:
     raise ChatTemplateError(message)
 

@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pollama import gguf
 from pollama.config import Config
+from pollama.formats import gguf
 from pollama.store import Store, StoredManifest
 from pollama.store.model import Model, load_model, model_from_manifest
 from pollama.template.gotemplate import TemplateError
-from pollama.template.render import PromptTemplate
+from pollama.template.prompt import PromptTemplate
 
 
 @dataclass
@@ -45,7 +45,7 @@ def _token_text(info: gguf.GGUFInfo, key: str) -> str:
 
 def go_template_capabilities(source: str) -> list[str]:
     """Capabilities a Go TEMPLATE adds (spec TPL-11): tools, insert, thinking."""
-    from pollama.template.gotemplate_chat import TemplateRenderError, parse, thinking_tags
+    from pollama.template.ollama import TemplateRenderError, parse, thinking_tags
 
     try:
         template = parse(source)
@@ -64,7 +64,7 @@ def go_template_capabilities(source: str) -> list[str]:
 
 def _go_tool_round_trip(source: str) -> bool:
     """A Go template that renders tool calls and tool results back (Ollama's heuristic)."""
-    from pollama.template.gotemplate_chat import TemplateRenderError, parse
+    from pollama.template.ollama import TemplateRenderError, parse
 
     try:
         names = parse(source).vars()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from gguf.constants import GGML_QUANT_SIZES, GGUFValueType
 
-from pollama.options import to_float32
+from pollama.formats.options import to_float32
 
 
 class GGUFError(Exception):

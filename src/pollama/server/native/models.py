@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,32 +11,25 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.requests import ClientDisconnect
 
 from pollama import __version__
-from pollama.api.app import ServerState, state
-from pollama.api.streaming import last_event_response, ndjson_response, progress_events
-from pollama.api.types import CopyRequest, CreateRequest, DeleteRequest, ShowRequest, parse_body
 from pollama.errors import BadRequest, InvalidModelName, ModelNotFound
-from pollama.modelinfo import list_summary
+from pollama.go import go_time
+from pollama.models.details import model_details
+from pollama.models.info import list_summary
 from pollama.names import parse
+from pollama.server.native.types import (
+    CopyRequest,
+    CreateRequest,
+    DeleteRequest,
+    ShowRequest,
+    parse_body,
+)
+from pollama.server.state import ServerState, State
+from pollama.server.streaming import last_event_response, ndjson_response, progress_events
 from pollama.store.blobs import require_digest
 from pollama.store.manifest import CorruptManifest, StoredManifest
 
 log = logging.getLogger("pollama.api")
 router = APIRouter()
-
-
-def go_time(value: datetime) -> str:
-    """RFC 3339 in local time, as Go's time.Time marshals: fraction without trailing zeros,
-    `Z` for a zero offset."""
-    local = value.astimezone()
-    text = local.strftime("%Y-%m-%dT%H:%M:%S")
-    if local.microsecond:
-        text += "." + f"{local.microsecond:06d}".rstrip("0")
-    seconds = int((local.utcoffset() or timedelta()).total_seconds()) // 60 * 60
-    if not seconds:
-        return text + "Z"
-    sign = "-" if seconds < 0 else "+"
-    hours, minutes = divmod(abs(seconds) // 60, 60)
-    return f"{text}{sign}{hours:02d}:{minutes:02d}"
 
 
 REQUEST_MODELS: dict[str, type] = {}
@@ -58,24 +50,6 @@ async def heartbeat() -> str:
 @router.api_route("/api/version", methods=["GET", "HEAD"])
 async def version() -> dict[str, str]:
     return {"version": __version__}
-
-
-def model_details(config: dict[str, Any], parent_model: str = "", *, context_length: int = 0,
-                  embedding_length: int = 0) -> dict[str, Any]:
-    """Ollama's api.ModelDetails of a config blob; the two lengths are omitted when 0."""
-    details = {
-        "parent_model": parent_model,
-        "format": config.get("model_format", ""),
-        "family": config.get("model_family", ""),
-        "families": config.get("model_families"),
-        "parameter_size": config.get("model_type", ""),
-        "quantization_level": config.get("file_type", ""),
-    }
-    if context_length:
-        details["context_length"] = context_length
-    if embedding_length:
-        details["embedding_length"] = embedding_length
-    return details
 
 
 def _list_entry(server: ServerState, stored: StoredManifest) -> dict[str, Any] | None:
@@ -114,55 +88,57 @@ def _list_models(server: ServerState) -> list[dict[str, Any]]:
 
 
 @router.api_route("/api/tags", methods=["GET", "HEAD"])
-async def list_models(request: Request) -> dict[str, Any]:
-    return {"models": await asyncio.to_thread(_list_models, state(request))}
+async def list_models(request: Request, server: State) -> dict[str, Any]:
+    return {"models": await asyncio.to_thread(_list_models, server)}
 
 
 @router.post("/api/show", openapi_extra=body_schema(ShowRequest))
-async def show(request: Request) -> JSONResponse:
-    from pollama.show import show_model
+async def show(request: Request, server: State) -> JSONResponse:
+    from pollama.models.show import show_model
 
     req = parse_body(await request.body(), ShowRequest)
     name = req.model or req.name
     if not name:
         raise BadRequest("model is required")
-    result = await asyncio.to_thread(show_model, state(request), name, req)
+    result = await asyncio.to_thread(show_model, server.store, server.config, name,
+                                      system=req.system, options=req.options,
+                                      verbose=req.verbose)
     return JSONResponse(result)
 
 
 @router.post("/api/copy", openapi_extra=body_schema(CopyRequest))
-async def copy(request: Request) -> Response:
+async def copy(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), CopyRequest)
-    await asyncio.to_thread(state(request).store.copy, req.source, req.destination)
+    await asyncio.to_thread(server.store.copy, req.source, req.destination)
     return Response(status_code=200)
 
 
 @router.delete("/api/delete", openapi_extra=body_schema(DeleteRequest))
-async def delete(request: Request) -> Response:
+async def delete(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), DeleteRequest)
     text = req.model or req.name
     if not parse(text).is_valid:
         raise InvalidModelName(f'name "{text}" is invalid')
     try:
-        await asyncio.to_thread(state(request).store.delete, text)
+        await asyncio.to_thread(server.store.delete, text)
     except CorruptManifest:
         raise ModelNotFound(text) from None
     return Response(status_code=200)
 
 
 @router.head("/api/blobs/{digest}")
-async def blob_exists(request: Request, digest: str) -> Response:
+async def blob_exists(request: Request, digest: str, server: State) -> Response:
     parsed = require_digest(digest)
-    if not state(request).store.blobs.exists(parsed):
+    if not server.store.blobs.exists(parsed):
         return JSONResponse({"error": f'blob "{digest}" not found'}, status_code=404)
     return Response(status_code=200)
 
 
 @router.post("/api/blobs/{digest}")
-async def upload_blob(request: Request, digest: str) -> Response:
+async def upload_blob(request: Request, digest: str, server: State) -> Response:
     """Store the raw body as a blob, verifying it hashes to `digest` before it is visible."""
     parsed = require_digest(digest)
-    blobs = state(request).store.blobs
+    blobs = server.store.blobs
     if blobs.exists(parsed):
         return Response(status_code=200)
     with blobs.writer(parsed) as writer:
@@ -177,14 +153,13 @@ async def upload_blob(request: Request, digest: str) -> Response:
 
 
 @router.post("/api/create", openapi_extra=body_schema(CreateRequest))
-async def create(request: Request) -> Response:
+async def create(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), CreateRequest)
-    server = state(request)
     plain = req.to_plain()
-    from pollama.create import create_model, validate_request
+    from pollama.models.create import create_model, validate_request
 
     validate_request(server.store, plain)
-    pull_sync = server.services.get("pull_sync")
+    pull_sync = server.pull_sync
 
     async def work(report: Any) -> None:
         await asyncio.to_thread(create_model, server.store, plain, report, pull_sync)

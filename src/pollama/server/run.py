@@ -8,11 +8,11 @@ import sys
 import uvicorn
 
 from pollama import __version__
-from pollama.api.app import create_app
 from pollama.config import Config
 from pollama.registry.auth import ensure_keypair, key_path
+from pollama.server.app import create_app
 
-log = logging.getLogger("pollama.server")
+log = logging.getLogger("pollama.server.run")
 
 
 def _log_level(config: Config) -> int:

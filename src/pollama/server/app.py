@@ -9,7 +9,6 @@ import re
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +20,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pollama import __version__
 from pollama.config import Config
 from pollama.errors import PollamaError
+from pollama.inference.scheduler import StartRunner
+from pollama.inference.service import Inference
+from pollama.server.native import generate as generate_routes
+from pollama.server.native import models as model_routes
+from pollama.server.native import transfer as transfer_routes
+from pollama.server.native.transfer import pull_for_create
+from pollama.server.state import ServerState
 from pollama.store import Store
 
 log = logging.getLogger("pollama.server")
@@ -38,19 +44,6 @@ _CORS_HEADERS = [
     "x-stainless-package-version", "x-stainless-poll-helper", "x-stainless-retry-count",
     "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-timeout",
 ]
-
-
-@dataclass
-class ServerState:
-    """What every route needs: the settings, the store and the services built on them."""
-
-    config: Config
-    store: Store
-    services: dict[str, Any] = field(default_factory=dict)
-
-
-def state(request: Request) -> ServerState:
-    return request.app.state.pollama
 
 
 def _origin_regex(origins: list[str]) -> str:
@@ -85,26 +78,26 @@ def allowed_host(host: str) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_link_local
 
 
-def create_app(config: Config, *, prune: bool = True) -> FastAPI:
-    """Build the server app for `config`; the store is pruned at start unless OLLAMA_NOPRUNE."""
+def create_app(config: Config, *, prune: bool = True,
+               start_runner: StartRunner | None = None) -> FastAPI:
+    """Build the server app for `config`; the store is pruned at start unless OLLAMA_NOPRUNE.
+
+    `start_runner` replaces the real runner processes (tests give a fake one).
+    """
     store = Store(config.models)
-    server = ServerState(config, store)
+    inference = Inference(config, store, start_runner=start_runner)
+    server = ServerState(config, store, inference)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store.ensure_dirs()
         if prune and not config.noprune:
             store.prune()
-        from pollama.api.transfer import pull_for_create
-
-        server.services["pull_sync"] = pull_for_create(asyncio.get_running_loop(), server)
-        for hook in server.services.get("startup", []):
-            await hook()
+        server.pull_sync = pull_for_create(asyncio.get_running_loop(), store)
         try:
             yield
         finally:
-            for hook in server.services.get("shutdown", []):
-                await hook()
+            await inference.scheduler.shutdown()
 
     app = FastAPI(title="pollama", version=__version__, lifespan=lifespan,
                   description="Ollama-compatible API served by pollama")
@@ -146,14 +139,6 @@ def create_app(config: Config, *, prune: bool = True) -> FastAPI:
         allow_headers=_CORS_HEADERS,
     )
 
-    from pollama.api import generate as generate_routes
-    from pollama.api import models as model_routes
-    from pollama.api import transfer as transfer_routes
-    from pollama.inference import Inference
-
-    inference = Inference(server)
-    server.services["inference"] = inference
-    server.services.setdefault("shutdown", []).append(inference.scheduler.shutdown)
     app.include_router(model_routes.router)
     app.include_router(generate_routes.router)
     app.include_router(transfer_routes.router)

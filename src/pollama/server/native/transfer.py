@@ -14,13 +14,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
-from pollama.api.app import state
-from pollama.api.models import body_schema
-from pollama.api.streaming import last_event_response, ndjson_response, progress_events
-from pollama.api.types import PullRequest, parse_body
 from pollama.errors import BadRequest, InvalidModelName
 from pollama.names import parse
 from pollama.registry import export_model, import_archive, pull_model, push_model
+from pollama.server.native.models import body_schema
+from pollama.server.native.types import PullRequest, parse_body
+from pollama.server.state import PullSync, State
+from pollama.server.streaming import last_event_response, ndjson_response, progress_events
+from pollama.store import Store
 
 router = APIRouter()
 
@@ -32,12 +33,12 @@ async def _respond(events: Any, stream: bool | None) -> Response:
 
 
 @router.post("/api/pull", openapi_extra=body_schema(PullRequest))
-async def pull(request: Request) -> Response:
+async def pull(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), PullRequest)
     name = parse(req.model or req.name)
     if not name.is_valid:
         raise InvalidModelName()
-    store = state(request).store
+    store = server.store
 
     async def work(report: Any) -> None:
         await pull_model(store, name, insecure=req.insecure, progress=report)
@@ -46,7 +47,7 @@ async def pull(request: Request) -> Response:
 
 
 @router.post("/api/push", openapi_extra=body_schema(PullRequest))
-async def push(request: Request) -> Response:
+async def push(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), PullRequest)
     text = req.model or req.name
     if not text:
@@ -54,7 +55,7 @@ async def push(request: Request) -> Response:
     name = parse(text)
     if not name.is_valid:
         raise InvalidModelName()
-    store = state(request).store
+    store = server.store
 
     async def work(report: Any) -> None:
         await push_model(store, name, insecure=req.insecure, progress=report)
@@ -63,12 +64,12 @@ async def push(request: Request) -> Response:
 
 
 @router.get("/api/export")
-async def export(request: Request, model: str) -> Response:
+async def export(request: Request, model: str, server: State) -> Response:
     """One model as a tar (pollama extension): manifest + blobs in OCI image-layout form."""
     name = parse(model)
     if not name.is_valid:
         raise InvalidModelName()
-    store = state(request).store
+    store = server.store
     store.get(model)  # 404 before any bytes are written
     fd, path = tempfile.mkstemp(prefix="export-", suffix=".tar", dir=store.root)
     os.close(fd)
@@ -83,14 +84,14 @@ async def export(request: Request, model: str) -> Response:
 
 
 @router.post("/api/import")
-async def import_(request: Request, model: str = "") -> Response:
+async def import_(request: Request, server: State, model: str = "") -> Response:
     """Import a tar written by /api/export; `?model=` renames it. The tar is verified first."""
     target = None
     if model:
         target = parse(model)
         if not target.is_valid:
             raise InvalidModelName()
-    store = state(request).store
+    store = server.store
     store.ensure_dirs()
     fd, path = tempfile.mkstemp(prefix="import-", suffix=".tar", dir=store.root)
     try:
@@ -107,11 +108,11 @@ async def import_(request: Request, model: str = "") -> Response:
     return JSONResponse({"status": "success", "model": name.display_shortest()})
 
 
-def pull_for_create(loop: asyncio.AbstractEventLoop, request_state: Any) -> Any:
+def pull_for_create(loop: asyncio.AbstractEventLoop, store: Store) -> PullSync:
     """A blocking pull for `create` (which runs in a worker thread) when `from` is missing."""
     def pull_sync(name: Any, progress: Any) -> None:
         future = asyncio.run_coroutine_threadsafe(
-            pull_model(request_state.store, name, progress=progress), loop)
+            pull_model(store, name, progress=progress), loop)
         future.result()
 
     return pull_sync

@@ -5,25 +5,28 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from pollama import gguf, modelfile
-from pollama.api.app import ServerState
-from pollama.api.models import go_time, model_details
-from pollama.api.types import ShowRequest
-from pollama.modelinfo import build
+from pollama.config import Config
+from pollama.formats import gguf, modelfile
+from pollama.go import go_time
+from pollama.models.details import model_details
+from pollama.models.info import build
+from pollama.store import Store
 
 
-def show_model(server: ServerState, name: str, req: ShowRequest) -> dict[str, Any]:
-    """The show response for `name`; raises ModelNotFound."""
-    info = build(server.store, server.config, name)
+def show_model(store: Store, config: Config, name: str, *, system: str = "",
+               options: dict[str, Any] | None = None, verbose: bool = False) -> dict[str, Any]:
+    """The show response for `name` (a request's `system` and `options` replace the model's,
+    `verbose` adds whole metadata arrays); raises ModelNotFound."""
+    info = build(store, config, name)
     model = info.model
     details = model_details(model.config, model.parent_model)
     if info.gguf is not None and details["quantization_level"] in ("", "unknown"):
         details["quantization_level"] = info.gguf.file_type
-    system = req.system or model.system
+    system = system or model.system
     template = {"go": info.template.go_template, "jinja": info.template.chat_template}.get(
         info.template.kind) or "{{ .Prompt }}"
     params = dict(model.params)
-    shown_params = {**params, **(req.options or {})}
+    shown_params = {**params, **(options or {})}
     text = modelfile.format_modelfile(
         model.stored.name.display_shortest(),
         str(model.model_path) if model.model_path else "",
@@ -56,11 +59,11 @@ def show_model(server: ServerState, name: str, req: ShowRequest) -> dict[str, An
     if model.messages:
         resp["messages"] = [{"role": m.get("role", ""), "content": m.get("content", "")}
                             for m in model.messages]
-    resp["model_info"] = gguf.model_info(info.gguf, req.verbose) if info.gguf else {}
+    resp["model_info"] = gguf.model_info(info.gguf, verbose) if info.gguf else {}
     if model.projector_paths:
         with contextlib.suppress(gguf.GGUFError):
             resp["projector_info"] = gguf.model_info(gguf.read(model.projector_paths[0]),
-                                                     req.verbose)
+                                                     verbose)
     if info.gguf is not None and info.gguf.tensors:
         resp["tensors"] = info.gguf.tensors
     if info.capabilities:

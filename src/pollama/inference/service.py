@@ -17,9 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pollama import options as opts
-from pollama.api.app import ServerState
-from pollama.api.types import ChatRequest, GenerateRequest
+from pollama.config import Config
 from pollama.engine.cpu_probe import RepackDecision
 from pollama.engine.errors import RequestRejected
 from pollama.errors import (
@@ -30,15 +28,27 @@ from pollama.errors import (
     NotSupported,
     SpeculativeDecodingUnsupported,
 )
-from pollama.grammar import request_grammar, split_grammar
-from pollama.modelinfo import ModelInfo, build
+from pollama.formats import options as opts
+from pollama.go import go_time
+from pollama.inference.grammar import request_grammar, split_grammar
+from pollama.inference.requests import ChatRequest, GenerateRequest
+from pollama.inference.scheduler import (
+    LoadSpec,
+    Runner,
+    Scheduler,
+    StartRunner,
+    estimate_kv_bytes,
+    parse_keep_alive,
+)
+from pollama.inference.thinking import ThinkingParser, strip_thinking
+from pollama.inference.tools import ToolCallParser
+from pollama.models.details import model_details
+from pollama.models.info import ModelInfo, build
 from pollama.names import parse
-from pollama.scheduler import LoadSpec, Runner, Scheduler, estimate_kv_bytes, parse_keep_alive
-from pollama.template.render import fit_messages
-from pollama.thinking import ThinkingParser, strip_thinking
-from pollama.tools import ToolCallParser
+from pollama.store import Store
+from pollama.template.prompt import fit_messages
 
-log = logging.getLogger("pollama.inference")
+log = logging.getLogger("pollama.inference.service")
 
 THINK_LEVELS = ("high", "medium", "low", "max")
 
@@ -130,15 +140,17 @@ def _metrics(done: dict[str, Any], started: float, load_ns: int) -> dict[str, An
 class Inference:
     """The server's generate/chat service over one scheduler."""
 
-    def __init__(self, server: ServerState) -> None:
-        self.server = server
-        self.scheduler = Scheduler(server.config, self._start_runner)
-        self.repack = RepackDecision(server.config.repack, server.config.home)
+    def __init__(self, config: Config, store: Store, *,
+                 start_runner: StartRunner | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.scheduler = Scheduler(config, start_runner or self._start_runner)
+        self.repack = RepackDecision(config.repack, config.home)
 
     async def _start_runner(self, spec: LoadSpec) -> Any:
         from pollama.engine.handle import RunnerHandle
 
-        config = self.server.config
+        config = self.config
         verdict = await self.repack.verdict()
         log_file = None
         handle = await RunnerHandle.start(
@@ -166,7 +178,7 @@ class Inference:
             raise ModelNotFound(name)
         if not parse(name).is_valid:
             raise InvalidModelName()
-        return build(self.server.store, self.server.config, name)
+        return build(self.store, self.config, name)
 
     def merged_options(self, info: ModelInfo, request_options: dict[str, Any] | None
                        ) -> dict[str, Any]:
@@ -183,7 +195,7 @@ class Inference:
         kv = info.gguf.kv if info.gguf else {}
         arch = info.gguf.architecture if info.gguf else ""
         num_ctx = self.scheduler.default_num_ctx(info.n_ctx_train, options.get("num_ctx"))
-        kv_slot = estimate_kv_bytes(kv, arch, num_ctx, self.server.config.kv_cache_type or "f16")
+        kv_slot = estimate_kv_bytes(kv, arch, num_ctx, self.config.kv_cache_type or "f16")
         file_size = info.model.model_path.stat().st_size
         embedding = embedding or ("embedding" in info.capabilities and \
             "completion" not in info.capabilities)
@@ -208,8 +220,6 @@ class Inference:
                  *, embedding: bool = False) -> Any:
         spec, estimate = self.load_spec(info, options, embedding=embedding)
         stored = info.model.stored
-        from pollama.api.models import model_details
-
         details = model_details(info.model.config)  # /api/ps shows no parent_model (Ollama)
         return self.scheduler.acquire(lambda: spec, name=stored.name.display_shortest(),
                                       digest=stored.digest, details=details, estimate=estimate,
@@ -305,7 +315,7 @@ class Inference:
     async def _generate_prompt(self, info: ModelInfo, runner: Runner, req: GenerateRequest,
                                options: dict[str, Any], think: bool | str | None) -> str:
         """The templated prompt of a generate request (spec GEN-03…GEN-06)."""
-        from pollama.template.gotemplate_chat import render_go_generate
+        from pollama.template.ollama import render_go_generate
 
         messages: list[dict[str, Any]] = []
         system = req.system or info.model.system
@@ -496,8 +506,6 @@ class Inference:
     # -- /api/ps ---------------------------------------------------------------------------
 
     def running(self) -> list[dict[str, Any]]:
-        from pollama.api.models import go_time
-
         out = []
         for runner in self.scheduler.running():
             expires = runner.expires_at

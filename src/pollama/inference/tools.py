@@ -2,8 +2,8 @@
 
 A model calls tools by writing JSON after a tag its template shows it: `<tool_call>` (ChatML,
 Qwen, Hermes), `[TOOL_CALLS]` (Mistral), or nothing at all (`{`: Llama 3's bare JSON). The tag
-comes from the Go template (`gotemplate_chat.tool_call_tag`) or, for a GGUF's Jinja template,
-from `jinja_tool_tag`. `ToolCallParser` works as Ollama's `tools.Parser` does:
+comes from the Go template (`template.ollama.tool_call_tag`) or, for a GGUF's Jinja template,
+from `template.jinja.jinja_tool_tag`. `ToolCallParser` works as Ollama's `tools.Parser` does:
 
 * Text before the tag streams as content at once; a partial tag at the end of a chunk is held
   back until the next chunk settles it.
@@ -27,27 +27,14 @@ import string
 from enum import Enum
 from typing import Any
 
-__all__ = ["ToolCallParser", "jinja_tool_tag", "tool_call_id"]
+__all__ = ["ToolCallParser", "tool_call_id"]
 
 _ID_CHARS = string.ascii_lowercase + string.digits
 
 # Tags that Jinja chat templates show their models, most specific first.
-_JINJA_TAGS = ("<tool_call>", "[TOOL_CALLS]", "<|tool_call_start|>", "<|tool_call|>",
-               "<function_call>")
-
-
 def tool_call_id() -> str:
     """An id like Ollama's: `call_` and 8 random characters from [a-z0-9]."""
     return "call_" + "".join(random.choices(_ID_CHARS, k=8))
-
-
-def jinja_tool_tag(chat_template: str | None) -> str:
-    """The tool-call tag a GGUF Jinja chat template teaches its model; `{` for bare JSON."""
-    text = chat_template or ""
-    for tag in _JINJA_TAGS:
-        if tag in text:
-            return tag
-    return "{"
 
 
 def _tool_names(tools: list[Any] | None) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 from pollama.config import FOREVER, KV_CACHE_BYTES, Config, parse_go_duration
 from pollama.errors import BadRequest, QueueFull
 
-log = logging.getLogger("pollama.scheduler")
+log = logging.getLogger("pollama.inference.scheduler")
 
 DEFAULT_NUM_CTX_CPU = 4096
 AUTO_PARALLEL = 4
@@ -122,13 +122,13 @@ def _load_options(spec: LoadSpec) -> tuple[Any, ...]:
             spec.embedding)
 
 
-StartFn = Callable[[LoadSpec], Awaitable[Any]]
+StartRunner = Callable[[LoadSpec], Awaitable[Any]]
 
 
 class Scheduler:
     """Owns every runner process of the server."""
 
-    def __init__(self, config: Config, start_runner: StartFn) -> None:
+    def __init__(self, config: Config, start_runner: StartRunner) -> None:
         self.config = config
         self._start_runner = start_runner
         self.runners: dict[tuple[str, tuple[str, ...]], Runner] = {}

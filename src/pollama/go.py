@@ -1,5 +1,6 @@
-"""JSON bytes exactly as Go's `encoding/json` writes them.
+"""Go's standard library where pollama must match it byte for byte: `encoding/json`, time.
 
+JSON bytes exactly as Go's `encoding/json` writes them:
 Ollama stores manifests, params, messages and config blobs with Go's encoder: compact, `<`, `>`,
 `&`, U+2028 and U+2029 escaped, map keys sorted (struct fields keep their declared order, which
 callers express with dict insertion order and `sort_keys=False`). Identical bytes mean identical
@@ -9,6 +10,7 @@ digests, so a layer created by pollama and by Ollama from the same input is the 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -49,3 +51,18 @@ def dumps(value: Any, *, sort_keys: bool = True) -> str:
 def encode(value: Any, *, sort_keys: bool = True) -> bytes:
     """What `json.NewEncoder(w).Encode(value)` writes: the JSON plus a newline."""
     return (dumps(value, sort_keys=sort_keys) + "\n").encode()
+
+
+def go_time(value: datetime) -> str:
+    """RFC 3339 in local time, as Go's time.Time marshals: fraction without trailing zeros,
+    `Z` for a zero offset."""
+    local = value.astimezone()
+    text = local.strftime("%Y-%m-%dT%H:%M:%S")
+    if local.microsecond:
+        text += "." + f"{local.microsecond:06d}".rstrip("0")
+    seconds = int((local.utcoffset() or timedelta()).total_seconds()) // 60 * 60
+    if not seconds:
+        return text + "Z"
+    sign = "-" if seconds < 0 else "+"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{text}{sign}{hours:02d}:{minutes:02d}"

@@ -2,7 +2,7 @@
 
 Which template runs (spec TPL-12/ARC-03): a Go TEMPLATE layer when the model has one, unless
 the GGUF has a chat template and OLLAMA_GO_TEMPLATE=0, or (the variable unset) the GGUF's can do
-more (`modelinfo.prefer_chat_template`); otherwise the GGUF's Jinja `tokenizer.chat_template`;
+more (`models.info.prefer_chat_template`); otherwise the GGUF's Jinja `tokenizer.chat_template`;
 otherwise Ollama's default `{{ .Prompt }}`. The same choice gives the thinking tags and the
 tool-call tag the output parsers look for. History that does not fit `num_ctx` loses its
 oldest turns first; system messages are always kept (spec PRM-01).
@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pollama import gguf
+from pollama.formats import gguf
 from pollama.template import jinja
 
 IMAGE_TOKENS = 768  # Ollama's per-image estimate when counting a window (PRM-01)
@@ -43,7 +43,7 @@ class PromptTemplate:
                think: bool | str | None = None) -> str:
         """The prompt for `messages`, ending where the assistant's answer starts."""
         if self.kind == "go":
-            from pollama.template.gotemplate_chat import render_go_chat
+            from pollama.template.ollama import render_go_chat
 
             return render_go_chat(self.go_template or "", messages, tools=tools, think=think)
         if self.kind == "jinja":
@@ -55,14 +55,14 @@ class PromptTemplate:
             return jinja.render(self.chat_template or "", [_jinja_message(m) for m in messages],
                                 tools=tools, bos_token=self.bos_token, eos_token=self.eos_token,
                                 **extra)
-        from pollama.template.gotemplate_chat import render_go_chat
+        from pollama.template.ollama import render_go_chat
 
         return render_go_chat(DEFAULT_TEMPLATE, messages, tools=tools, think=think)
 
     def thinking_tags(self) -> tuple[str, str] | None:
         """The tags around the thinking in this template's output (TPL-14, TPL-13)."""
         if self.kind == "go":
-            from pollama.template.gotemplate_chat import thinking_tags
+            from pollama.template.ollama import thinking_tags
 
             return thinking_tags(self.go_template or "")
         if self.kind == "jinja" and "thinking" in gguf.chat_template_capabilities(
@@ -73,10 +73,10 @@ class PromptTemplate:
     def tool_tag(self) -> str:
         """The text the model writes before tool calls (GF-20); `{` for bare JSON."""
         if self.kind == "go":
-            from pollama.template.gotemplate_chat import tool_call_tag
+            from pollama.template.ollama import tool_call_tag
 
             return tool_call_tag(self.go_template or "")
-        from pollama.tools import jinja_tool_tag
+        from pollama.template.jinja import jinja_tool_tag
 
         return jinja_tool_tag(self.chat_template)
 

@@ -10,36 +10,16 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from pollama.errors import BadRequest
+from pollama.inference.requests import ChatRequest, GenerateRequest, Message, Request
+
+__all__ = ["ChatRequest", "CopyRequest", "CreateRequest", "DeleteRequest", "GenerateRequest",
+           "Message", "PullRequest", "ShowRequest", "parse_body"]
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True, populate_by_name=True)
-
-
-class Message(_Request):
-    """One chat message; `role` is lower-cased as Ollama's Message.UnmarshalJSON does."""
-
-    role: str = Field("", description="system, user, assistant or tool")
-    content: str | None = Field("", description="the message text")
-    thinking: str | None = Field(None, description="the model's thinking, for assistant turns")
-    images: list[str] | None = Field(None, description="base64-encoded images")
-    tool_calls: list[dict[str, Any]] | None = Field(None, description="tools the model called")
-    tool_name: str | None = Field(None, description="name of the tool whose result this is")
-    tool_call_id: str | None = Field(None, description="id of the tool call this answers")
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"role": self.role.lower(), "content": self.content or ""}
-        for key in ("thinking", "images", "tool_calls", "tool_name", "tool_call_id"):
-            value = getattr(self, key)
-            if value:
-                out[key] = value
-        return out
-
-
-class CreateRequest(_Request):
+class CreateRequest(Request):
     model: str = Field("", description="name of the model to create")
     name: str = Field("", description="deprecated alias of model")
     from_: str = Field("", alias="from", description="existing model to build on")
@@ -66,7 +46,7 @@ class CreateRequest(_Request):
         return out
 
 
-class ShowRequest(_Request):
+class ShowRequest(Request):
     model: str = Field("", description="model name")
     name: str = Field("", description="deprecated alias of model")
     verbose: bool = Field(False, description="include full metadata arrays")
@@ -75,66 +55,23 @@ class ShowRequest(_Request):
     template: str = Field("", description="deprecated, ignored")
 
 
-class CopyRequest(_Request):
+class CopyRequest(Request):
     source: str = Field("", description="existing model")
     destination: str = Field("", description="new name")
 
 
-class DeleteRequest(_Request):
+class DeleteRequest(Request):
     model: str = Field("", description="model to delete")
     name: str = Field("", description="deprecated alias of model")
 
 
-class PullRequest(_Request):
+class PullRequest(Request):
     model: str = Field("", description="model to pull or push")
     name: str = Field("", description="deprecated alias of model")
     insecure: bool = Field(False, description="allow plain http and unverified TLS")
     stream: bool | None = Field(None, description="stream progress (default true)")
     username: str = Field("", description="ignored, as in Ollama")
     password: str = Field("", description="ignored, as in Ollama")
-
-
-class GenerateRequest(_Request):
-    model: str = Field("", description="model name")
-    prompt: str = Field("", description="the prompt; empty loads the model")
-    suffix: str = Field("", description="text after the response, for fill-in-middle")
-    system: str = Field("", description="system prompt, overriding the model's")
-    template: str = Field("", description="Go template overriding the model's")
-    context: list[int] | None = Field(None, description="deprecated: tokens of a previous answer")
-    stream: bool | None = Field(None, description="stream the answer (default true)")
-    raw: bool = Field(False, description="send the prompt without any template")
-    format: Any = Field(None, description='"json" or a JSON schema the answer must follow')
-    grammar: str | None = Field(None, description="beyond Ollama: a GBNF grammar the answer "
-                                "must follow (also accepted as options.grammar)")
-    images: list[str] | None = Field(None, description="base64-encoded images")
-    options: dict[str, Any] | None = Field(None, description="runtime options")
-    keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
-    think: Any = Field(None, description="true/false or high/medium/low: thinking models")
-    truncate: bool | None = Field(None, description="drop the oldest context when too long")
-    shift: bool | None = Field(None, description="shift the context window when it fills")
-    logprobs: bool = Field(False, description="return log probabilities of output tokens")
-    top_logprobs: int = Field(0, description="how many alternatives per token (0-20)")
-    debug_render_only: bool = Field(False, alias="_debug_render_only",
-                                    description="return the rendered prompt only")
-
-
-class ChatRequest(_Request):
-    model: str = Field("", description="model name")
-    messages: list[Message] | None = Field(None, description="the conversation so far")
-    tools: list[dict[str, Any]] | None = Field(None, description="tools the model may call")
-    stream: bool | None = Field(None, description="stream the answer (default true)")
-    format: Any = Field(None, description='"json" or a JSON schema the answer must follow')
-    grammar: str | None = Field(None, description="beyond Ollama: a GBNF grammar the answer "
-                                "must follow (also accepted as options.grammar)")
-    options: dict[str, Any] | None = Field(None, description="runtime options")
-    keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
-    think: Any = Field(None, description="true/false or high/medium/low: thinking models")
-    truncate: bool | None = Field(None, description="drop the oldest messages when too long")
-    shift: bool | None = Field(None, description="shift the context window when it fills")
-    logprobs: bool = Field(False, description="return log probabilities of output tokens")
-    top_logprobs: int = Field(0, description="how many alternatives per token (0-20)")
-    debug_render_only: bool = Field(False, alias="_debug_render_only",
-                                    description="return the rendered prompt only")
 
 
 R = TypeVar("R", bound=BaseModel)

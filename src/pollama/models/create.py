@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pollama import gguf, gojson, options
+from pollama import go as gojson
 from pollama.errors import (
     BadRequest,
     InvalidModelName,
@@ -22,13 +22,14 @@ from pollama.errors import (
     NotSupported,
     SpeculativeDecodingUnsupported,
 )
+from pollama.formats import gguf, options
 from pollama.names import Name, parse
 from pollama.store import Store
 from pollama.store import manifest as mt
 from pollama.store.blobs import require_digest
 from pollama.store.manifest import Layer, Manifest
 
-log = logging.getLogger("pollama.create")
+log = logging.getLogger("pollama.models.create")
 
 Progress = Callable[[dict[str, Any]], None]
 PullFn = Callable[[Name, Progress], None]

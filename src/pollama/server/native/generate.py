@@ -7,17 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from pollama.api.app import state
-from pollama.api.models import body_schema
-from pollama.api.streaming import ndjson_response
-from pollama.api.types import ChatRequest, GenerateRequest, parse_body
-from pollama.inference import Inference
+from pollama.server.native.models import body_schema
+from pollama.server.native.types import ChatRequest, GenerateRequest, parse_body
+from pollama.server.state import State
+from pollama.server.streaming import ndjson_response
 
 router = APIRouter()
-
-
-def inference(request: Request) -> Inference:
-    return state(request).services["inference"]
 
 
 def _concat_generate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -67,23 +62,23 @@ def _concat_chat(chunks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @router.post("/api/generate", openapi_extra=body_schema(GenerateRequest))
-async def generate(request: Request) -> Response:
+async def generate(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), GenerateRequest)
-    events = inference(request).generate(req)
+    events = server.inference.generate(req)
     if req.stream is False:
         return JSONResponse(_concat_generate([c async for c in events]))
     return await ndjson_response(events)
 
 
 @router.post("/api/chat", openapi_extra=body_schema(ChatRequest))
-async def chat(request: Request) -> Response:
+async def chat(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), ChatRequest)
-    events = inference(request).chat(req)
+    events = server.inference.chat(req)
     if req.stream is False:
         return JSONResponse(_concat_chat([c async for c in events]))
     return await ndjson_response(events)
 
 
 @router.get("/api/ps")
-async def ps(request: Request) -> dict[str, Any]:
-    return {"models": inference(request).running()}
+async def ps(request: Request, server: State) -> dict[str, Any]:
+    return {"models": server.inference.running()}
