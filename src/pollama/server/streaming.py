@@ -1,4 +1,5 @@
-"""One way to answer with a stream of JSON objects, or with one object when `stream` is false.
+"""Answering with a stream of JSON objects (NDJSON for the native API, server-sent events for
+the OpenAI and Anthropic dialects), or with one object when `stream` is false.
 
 Errors raised before the first object become an HTTP status with `{"error": ...}` (the
 exception handlers in app.py); once bytes are out, an error is an NDJSON `{"error": ...}` line
@@ -22,6 +23,7 @@ from pollama.errors import PollamaError
 log = logging.getLogger("pollama.api")
 
 NDJSON = "application/x-ndjson"
+SSE = "text/event-stream"
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -34,8 +36,13 @@ def error_text(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-async def ndjson_response(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
-    """Stream `events` as NDJSON; the first event is awaited here so early errors keep a status."""
+async def stream_response(events: AsyncIterator[dict[str, Any]], *,
+                          encode: Callable[[dict[str, Any]], bytes], media_type: str,
+                          error: Callable[[str], dict[str, Any]] = lambda text: {"error": text},
+                          end: bytes = b"") -> StreamingResponse:
+    """Stream `events`, each encoded by `encode`; the first event is awaited here so early
+    errors keep an HTTP status; a later error is encoded in-band as `error(text)`; `end` is
+    written after the last event (SSE dialects end with a marker)."""
     try:
         first = await anext(events)
     except StopAsyncIteration:
@@ -43,20 +50,47 @@ async def ndjson_response(events: AsyncIterator[dict[str, Any]]) -> StreamingRes
 
     async def body() -> AsyncIterator[bytes]:
         if first is not None:
-            yield _line(first)
+            yield encode(first)
         try:
             async for event in events:
-                yield _line(event)
+                yield encode(event)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # the status is already sent: report in-band
             if not isinstance(err, PollamaError):
                 log.exception("error while streaming")
-            yield _line({"error": error_text(err)})
+            yield encode(error(error_text(err)))
+            return
         finally:
             await events.aclose()
+        if end:
+            yield end
 
-    return StreamingResponse(body(), media_type=NDJSON)
+    return StreamingResponse(body(), media_type=media_type)
+
+
+async def ndjson_response(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """Ollama's native streams: one JSON object a line (`application/x-ndjson`)."""
+    return await stream_response(events, encode=_line, media_type=NDJSON)
+
+
+def sse_frame(data: dict[str, Any] | str, event: str | None = None) -> bytes:
+    """One server-sent event: `event: <name>` (when named) and `data: <json>`, a blank line."""
+    text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False,
+                                                         separators=(",", ":"))
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {text}\n\n".encode()
+
+
+async def sse_response(events: AsyncIterator[dict[str, Any]], *,
+                       event_of: Callable[[dict[str, Any]], str | None] = lambda _: None,
+                       error: Callable[[str], dict[str, Any]] = lambda text: {"error": text},
+                       done: str | None = None) -> StreamingResponse:
+    """The OpenAI and Anthropic dialects' streams: server-sent events (`text/event-stream`);
+    `event_of` names an event, `done` is a last data line (OpenAI's `[DONE]`)."""
+    return await stream_response(
+        events, encode=lambda e: sse_frame(e, event_of(e)), media_type=SSE, error=error,
+        end=sse_frame(done) if done else b"")
 
 
 async def last_event_response(events: AsyncIterator[dict[str, Any]]) -> JSONResponse:
