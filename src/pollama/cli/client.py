@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ class Client:
         except ValueError:
             return response.text
 
-    def stream(self, path: str, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def stream(self, path: str, body: dict[str, Any]) -> Generator[dict[str, Any], None, None]:
         """POST and yield each NDJSON object; an `{"error"}` line raises ClientError."""
         try:
             with self._http.stream("POST", path, json=body) as response:

@@ -54,8 +54,8 @@ class _Bar:
 
     def rate(self) -> float:
         if self.stopped is not None:
-            elapsed = max(round(self.stopped - self.started), 1)
-            return (self.current - self.initial) / elapsed
+            seconds = max(round(self.stopped - self.started), 1)
+            return (self.current - self.initial) / seconds
         first_t, first_v = self.samples[0]
         elapsed = time.monotonic() - first_t
         return (self.current - first_v) / elapsed if elapsed > 0.5 else 0.0

@@ -24,8 +24,9 @@ from wcwidth import wcswidth, wcwidth
 from pollama.cli.client import Client, ClientError
 from pollama.config import format_go_duration, parse_go_duration
 
-THINK_VALUES = {"true": True, "": True, "false": False, "high": "high", "medium": "medium",
-                "low": "low", "max": "max"}
+THINK_VALUES: dict[str, bool | str] = {
+    "true": True, "": True, "false": False, "high": "high", "medium": "medium", "low": "low",
+    "max": "max"}
 
 GREY = "\x1b[38;5;245m"  # Ollama's readline.ColorGrey
 BOLD = "\x1b[1m"

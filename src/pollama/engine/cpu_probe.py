@@ -50,7 +50,7 @@ def describe_exit(returncode: int | None) -> str:
             sig = signal.Signals(-returncode)
         except ValueError:
             return f"signal {-returncode}"
-        return f"signal {sig.value} ({sig.name}, {signal.strsignal(sig).lower()})"
+        return f"signal {sig.value} ({sig.name}, {(signal.strsignal(sig) or sig.name).lower()})"
     return f"exit status {returncode}"
 
 

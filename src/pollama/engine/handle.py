@@ -25,7 +25,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,7 +226,8 @@ class RunnerHandle:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def completion(self, request: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    async def completion(self, request: Mapping[str, Any]
+                         ) -> AsyncGenerator[dict[str, Any], None]:
         """Stream one completion: `{"text", "logprobs"?}` chunks, then the `{"done": True}` one.
 
         Leaving the loop early (break, aclose, task cancelled) cancels the request in the
@@ -377,7 +378,8 @@ class RunnerHandle:
                 if line.strip():
                     log.warning("runner %d sent a malformed line: %.200r", self.pid, line)
                 continue
-            replies = self._pending.get(msg.get("id"))
+            rid = msg.get("id")
+            replies = self._pending.get(rid) if isinstance(rid, int) else None
             if replies is not None:
                 replies.put(msg)
             elif "ready" in msg:

@@ -357,8 +357,10 @@ class Runner:
             self._emit = []
         dt = _now() - t0
         for slot in decoding:
+            assert slot.request is not None  # decoding and prompting slots are active
             slot.request.eval_ns += dt
         for slot, _ in prompting:
+            assert slot.request is not None
             slot.request.prompt_ns += dt
         for slot, reason in finished:
             self._finish(slot, reason)
@@ -388,6 +390,7 @@ class Runner:
     def _sample(self, slot: Slot) -> str | None:
         """Sample the slot's next token and emit its text; return a done reason when it ends."""
         req = slot.request
+        assert req is not None  # only active slots are sampled
         if len(req.generated) >= req.num_predict:
             return "length"
         tok = C.llama_sampler_sample(req.sampler, self._ctx, slot.i_batch)
@@ -447,6 +450,7 @@ class Runner:
     def _make_room(self, slot: Slot) -> bool:
         """The slot's window is full: shift its context (keep num_keep, drop half) or end it."""
         req = slot.request
+        assert req is not None  # only active slots shift
         if not req.shift or req.fill_context or not self.model.can_shift:
             self._finish(slot, "length")
             return False
@@ -482,12 +486,14 @@ class Runner:
         print(f"llama_decode failed with code {rc}", file=sys.stderr)
         for slot in in_batch:
             C.llama_memory_seq_rm(mem, slot.seq, len(slot.tokens), -1)
+            assert slot.request is not None
             rid = slot.request.id
             self._release(slot)
             self._error(rid, f"llama_decode failed with code {rc}", protocol.CODE_INTERNAL)
 
     def _finish(self, slot: Slot, reason: str) -> None:
         req = slot.request
+        assert req is not None  # only active slots finish
         tail = req.stream.flush()
         if tail:
             self.outbox.texts([(req.id, tail, [] if req.logprobs else None)])
@@ -495,6 +501,7 @@ class Runner:
         self._done(req, reason)
 
     def _release(self, slot: Slot) -> None:
+        assert slot.request is not None  # only active slots are released
         slot.request.chain.close()
         slot.request = None
         slot.pending = []

@@ -224,8 +224,8 @@ def _parse_header(path: str, h: _Header) -> GGUFInfo:
             raise CorruptGGUF(f'tensor "{name}" offset+size ({end}) exceeds file size ({h.size})')
 
     arch = kv.get("general.architecture")
-    architecture = arch if kv_types.get("general.architecture") == GGUFValueType.STRING \
-        else "unknown"
+    architecture = arch if isinstance(arch, str) and \
+        kv_types.get("general.architecture") == GGUFValueType.STRING else "unknown"
     file_type = "unknown"
     raw_type = kv.get("general.file_type")
     if kv_types.get("general.file_type") == GGUFValueType.UINT32 and raw_type:

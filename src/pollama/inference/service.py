@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -244,7 +244,7 @@ class Inference:
 
     # -- generate --------------------------------------------------------------------------
 
-    async def generate(self, req: GenerateRequest) -> AsyncIterator[dict[str, Any]]:
+    async def generate(self, req: GenerateRequest) -> AsyncGenerator[dict[str, Any], None]:
         started = time.perf_counter_ns()
         info = self.model_info(req.model)
         think = validate_think(req.think)
@@ -340,7 +340,7 @@ class Inference:
 
     # -- chat ------------------------------------------------------------------------------
 
-    async def chat(self, req: ChatRequest) -> AsyncIterator[dict[str, Any]]:
+    async def chat(self, req: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
         started = time.perf_counter_ns()
         info = self.model_info(req.model, required_text="model is required")
         think = validate_think(req.think)
@@ -462,7 +462,7 @@ class Inference:
 
     @staticmethod
     async def _completion(handle: Any, completion: dict[str, Any],
-                          raw_grammar: str | None) -> AsyncIterator[dict[str, Any]]:
+                          raw_grammar: str | None) -> AsyncGenerator[dict[str, Any], None]:
         """The runner's chunks; a grammar the runner refuses is the user's 400."""
         stream = handle.completion(completion)
         try:

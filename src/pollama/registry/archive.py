@@ -23,7 +23,7 @@ import tarfile
 import time
 import zlib
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from pollama.errors import DigestMismatch, ModelNotFound, PollamaError
 from pollama.names import Name, parse
@@ -66,7 +66,8 @@ def _write_archive(store: Store, stored: StoredManifest, out: BinaryIO) -> None:
         "mediaType": stored.manifest.media_type, "digest": manifest_digest, "size": len(raw),
         "annotations": {REF_NAME: stored.name.display_long()}}]}
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.copybufsize = COPY_CHUNK
+        # typeshed omits TarFile.copybufsize, which TarFile.__init__ sets and copyfileobj reads
+        tar.copybufsize = COPY_CHUNK  # type: ignore[attr-defined]
         _add_bytes(tar, "oci-layout", LAYOUT)
         _add_bytes(tar, "index.json", json.dumps(index, separators=(",", ":")).encode())
         _add_bytes(tar, _blob_name(manifest_digest), raw)
@@ -223,12 +224,12 @@ class _Importer:
                 raise ArchiveError(f"unexpected blob name {member.name!r} in the archive")
             self._blob(f, member, digest)
 
-    def _small(self, f: BinaryIO, member: tarfile.TarInfo, what: str) -> bytes:
+    def _small(self, f: IO[bytes], member: tarfile.TarInfo, what: str) -> bytes:
         if member.size > 16 * SMALL:
             raise ArchiveError(f"{what} is too large ({member.size} bytes)")
         return f.read()
 
-    def _blob(self, f: BinaryIO, member: tarfile.TarInfo, digest: str) -> None:
+    def _blob(self, f: IO[bytes], member: tarfile.TarInfo, digest: str) -> None:
         if self.index is None and member.size <= SMALL:
             data = f.read()
             got = f"sha256:{hashlib.sha256(data).hexdigest()}"

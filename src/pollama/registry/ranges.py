@@ -14,6 +14,7 @@ import base64
 import contextlib
 import http.client
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
@@ -247,7 +248,8 @@ def _proxy_authorization(proxy: SplitResult) -> dict[str, str]:
     return {"Proxy-Authorization": "Basic " + base64.b64encode(user_pass.encode()).decode()}
 
 
-def _socks_connect(proxy: SplitResult, host: str, port: int, timeout: float) -> socket.socket:
+def _socks_connect(proxy: SplitResult, host: str, port: int,
+                   timeout: float | None) -> socket.socket:
     """A socket to host:port through a SOCKS5 proxy (the proxy resolves the name)."""
     sock = socket.create_connection((proxy.hostname or "", proxy.port or 1080), timeout=timeout)
     try:
@@ -258,11 +260,14 @@ def _socks_connect(proxy: SplitResult, host: str, port: int, timeout: float) -> 
         conn.send(socks5.SOCKS5AuthMethodsRequest(methods))
         sock.sendall(conn.data_to_send())
         chosen = conn.receive_data(sock.recv(1024))
+        if not isinstance(chosen, socks5.SOCKS5AuthReply):
+            raise OSError("the SOCKS proxy answered out of turn")
         if chosen.method == socks5.SOCKS5AuthMethod.USERNAME_PASSWORD:
             conn.send(socks5.SOCKS5UsernamePasswordRequest(
                 unquote(proxy.username or "").encode(), unquote(proxy.password or "").encode()))
             sock.sendall(conn.data_to_send())
-            if not conn.receive_data(sock.recv(1024)).success:
+            auth = conn.receive_data(sock.recv(1024))
+            if not isinstance(auth, socks5.SOCKS5UsernamePasswordReply) or not auth.success:
                 raise OSError("the SOCKS proxy refused the username and password")
         elif chosen.method != socks5.SOCKS5AuthMethod.NO_AUTH_REQUIRED:
             raise OSError("the SOCKS proxy wants an authentication method pollama lacks")
@@ -270,6 +275,8 @@ def _socks_connect(proxy: SplitResult, host: str, port: int, timeout: float) -> 
                                                            (host, port)))
         sock.sendall(conn.data_to_send())
         reply = conn.receive_data(sock.recv(1024))
+        if not isinstance(reply, socks5.SOCKS5Reply):
+            raise OSError("the SOCKS proxy answered out of turn")
         if reply.reply_code != socks5.SOCKS5ReplyCode.SUCCEEDED:
             raise OSError(f"the SOCKS proxy could not connect to {host}:{port}: "
                           f"{reply.reply_code.name.lower().replace('_', ' ')}")
@@ -280,8 +287,8 @@ def _socks_connect(proxy: SplitResult, host: str, port: int, timeout: float) -> 
 
 
 class _SocksHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, proxy: SplitResult, host: str, port: int, **kwargs: object) -> None:
-        super().__init__(host, port, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, proxy: SplitResult, host: str, port: int, *, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
         self._proxy = proxy
 
     def connect(self) -> None:
@@ -289,10 +296,12 @@ class _SocksHTTPConnection(http.client.HTTPConnection):
 
 
 class _SocksHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, proxy: SplitResult, host: str, port: int, **kwargs: object) -> None:
-        super().__init__(host, port, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, proxy: SplitResult, host: str, port: int, *, timeout: float,
+                 context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
         self._proxy = proxy
+        self._ssl_context = context
 
     def connect(self) -> None:
         sock = _socks_connect(self._proxy, self.host, self.port, self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host)

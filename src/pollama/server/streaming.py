@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -36,7 +36,7 @@ def error_text(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-async def stream_response(events: AsyncIterator[dict[str, Any]], *,
+async def stream_response(events: AsyncGenerator[dict[str, Any], None], *,
                           encode: Callable[[dict[str, Any]], bytes], media_type: str,
                           error: Callable[[str], dict[str, Any]] = lambda text: {"error": text},
                           end: bytes = b"") -> StreamingResponse:
@@ -69,7 +69,7 @@ async def stream_response(events: AsyncIterator[dict[str, Any]], *,
     return StreamingResponse(body(), media_type=media_type)
 
 
-async def ndjson_response(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+async def ndjson_response(events: AsyncGenerator[dict[str, Any], None]) -> StreamingResponse:
     """Ollama's native streams: one JSON object a line (`application/x-ndjson`)."""
     return await stream_response(events, encode=_line, media_type=NDJSON)
 
@@ -82,7 +82,7 @@ def sse_frame(data: dict[str, Any] | str, event: str | None = None) -> bytes:
     return f"{head}data: {text}\n\n".encode()
 
 
-async def sse_response(events: AsyncIterator[dict[str, Any]], *,
+async def sse_response(events: AsyncGenerator[dict[str, Any], None], *,
                        event_of: Callable[[dict[str, Any]], str | None] = lambda _: None,
                        error: Callable[[str], dict[str, Any]] = lambda text: {"error": text},
                        done: str | None = None) -> StreamingResponse:
@@ -102,7 +102,7 @@ async def last_event_response(events: AsyncIterator[dict[str, Any]]) -> JSONResp
 
 
 async def progress_events(work: Callable[[Callable[[dict[str, Any]], None]], Awaitable[None]]
-                          ) -> AsyncIterator[dict[str, Any]]:
+                          ) -> AsyncGenerator[dict[str, Any], None]:
     """Run `work(progress)` as a task and yield what it reports; re-raise its error at the end."""
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()

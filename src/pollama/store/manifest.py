@@ -217,7 +217,8 @@ class Manifests:
             if not path.is_file() or path.name.startswith("."):
                 continue
             rel = path.relative_to(self.root).parts
-            name = Name(*rel)
+            host, namespace, model, tag = rel  # the glob matched exactly four parts
+            name = Name(host, namespace, model, tag)
             if not name.is_valid:
                 continue
             try:

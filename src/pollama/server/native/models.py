@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from pollama import __version__
@@ -32,10 +33,10 @@ log = logging.getLogger("pollama.api")
 router = APIRouter()
 
 
-REQUEST_MODELS: dict[str, type] = {}
+REQUEST_MODELS: dict[str, type[BaseModel]] = {}
 
 
-def body_schema(model: type) -> dict[str, Any]:
+def body_schema(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI for a body we parse ourselves (Ollama accepts JSON with any content type)."""
     REQUEST_MODELS[model.__name__] = model
     return {"requestBody": {"required": True, "content": {"application/json": {
