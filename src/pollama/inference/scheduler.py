@@ -17,9 +17,17 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pollama.config import FOREVER, KV_CACHE_BYTES, Config, parse_go_duration
 from pollama.errors import BadRequest, QueueFull
@@ -92,6 +100,62 @@ class LoadSpec:
         return (self.model_path, self.adapters)
 
 
+class RunnerLike(Protocol):
+    """What the scheduler and the inference service use of a started runner: the engine's
+    `RunnerHandle` (a child process), or an in-process fake in tests."""
+
+    @property
+    def pid(self) -> int:
+        """The process id, for the log."""
+        ...
+
+    @property
+    def info(self) -> Mapping[str, Any]:
+        """What the runner reported when ready (`add_bos`, `num_ctx`, ...: protocol.py)."""
+        ...
+
+    @property
+    def memory_bytes(self) -> int:
+        """The runner's memory (0: unknown, the scheduler's estimate stands)."""
+        ...
+
+    @property
+    def exited(self) -> bool:
+        """Whether the runner has ended."""
+        ...
+
+    @property
+    def exit_description(self) -> str:
+        """How it ended, as Ollama says it (`exit status 1`, `signal 9 (SIGKILL, killed)`)."""
+        ...
+
+    def last_log_lines(self, n: int = 10) -> list[str]:
+        """Its last output lines, logged when it dies."""
+        ...
+
+    def completion(self, request: Mapping[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """`{"text"}` chunks then one `{"done": True, ...}`; closing it early cancels it.
+        Raises RunnerCrashed when the runner dies, RequestRejected when it refuses."""
+        ...
+
+    async def tokenize(self, text: str, add_special: bool = True,
+                       parse_special: bool = True) -> list[int]:
+        """Text → token ids."""
+        ...
+
+    async def detokenize(self, ids: Sequence[int]) -> str:
+        """Token ids → text."""
+        ...
+
+    async def close(self) -> None:
+        """Stop the runner and give its memory back; idempotent."""
+        ...
+
+    async def wait_exited(self) -> int | None:
+        """Wait until the runner ends (closed or died); its exit status."""
+        ...
+
+
 @dataclass
 class Runner:
     """One loaded (or loading) model."""
@@ -102,8 +166,8 @@ class Runner:
     details: dict[str, Any]
     estimate: int
     keep_alive: float
-    handle: Any = None
-    loaded: asyncio.Future[Any] | None = None
+    handle: RunnerLike | None = None
+    loaded: asyncio.Future[RunnerLike] | None = None
     refcount: int = 0
     expires_at: float = 0.0  # wall-clock seconds; inf = forever
     last_used: float = field(default_factory=time.monotonic)
@@ -113,8 +177,14 @@ class Runner:
 
     @property
     def memory(self) -> int:
-        mem = getattr(self.handle, "memory_bytes", None) if self.handle else None
+        mem = self.handle.memory_bytes if self.handle is not None else 0
         return int(mem or self.estimate)
+
+    def started(self) -> RunnerLike:
+        """The handle of a runner whose start finished (every runner `acquire` yields)."""
+        if self.handle is None:
+            raise RuntimeError(f"the runner of {self.name} has not started")
+        return self.handle
 
 
 def _load_options(spec: LoadSpec) -> tuple[Any, ...]:
@@ -122,7 +192,7 @@ def _load_options(spec: LoadSpec) -> tuple[Any, ...]:
             spec.embedding)
 
 
-StartRunner = Callable[[LoadSpec], Awaitable[Any]]
+StartRunner = Callable[[LoadSpec], Awaitable[RunnerLike]]
 
 
 class Scheduler:
@@ -137,7 +207,7 @@ class Scheduler:
         self._changed = asyncio.Condition()
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a background task, keeping a reference so it is not garbage-collected."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
@@ -217,13 +287,14 @@ class Scheduler:
                 self.runners[spec.key()] = runner
                 self._attach(runner, keep_alive)
                 try:
-                    runner.handle = await self._start_runner(spec)
+                    handle = await self._start_runner(spec)
                 except BaseException as err:
                     self.runners.pop(spec.key(), None)
                     runner.loaded.set_exception(err)
                     runner.loaded.exception()  # mark retrieved: waiters re-raise it themselves
                     raise
-                runner.loaded.set_result(runner.handle)
+                runner.handle = handle
+                runner.loaded.set_result(handle)
                 self._spawn(self._watch(runner))
                 return runner
         finally:
@@ -233,7 +304,7 @@ class Scheduler:
         """A runner serves a request unless it is going away or its load-time options differ."""
         if runner.unloading:
             return False
-        if runner.handle is not None and getattr(runner.handle, "exited", False):
+        if runner.handle is not None and runner.handle.exited:
             return False
         return _load_options(runner.spec) == _load_options(spec)
 
@@ -273,12 +344,11 @@ class Scheduler:
 
     async def _watch(self, runner: Runner) -> None:
         """Forget a runner whose process died, so the next request loads it afresh."""
-        wait = getattr(runner.handle, "wait_exited", None)
-        if wait is None:
+        handle = runner.handle
+        if handle is None:
             return
-        await wait()
+        await handle.wait_exited()
         if self.runners.get(runner.spec.key()) is runner:
-            handle = runner.handle
             lines = "".join(f"\n    {line}" for line in handle.last_log_lines())
             log.warning("llama runner process for %s (pid %d) has terminated: %s; its last "
                         "output:%s", runner.name, handle.pid, handle.exit_description,

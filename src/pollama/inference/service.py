@@ -35,6 +35,7 @@ from pollama.inference.requests import ChatRequest, GenerateRequest
 from pollama.inference.scheduler import (
     LoadSpec,
     Runner,
+    RunnerLike,
     Scheduler,
     StartRunner,
     estimate_kv_bytes,
@@ -147,7 +148,7 @@ class Inference:
         self.scheduler = Scheduler(config, start_runner or self._start_runner)
         self.repack = RepackDecision(config.repack, config.home)
 
-    async def _start_runner(self, spec: LoadSpec) -> Any:
+    async def _start_runner(self, spec: LoadSpec) -> RunnerLike:
         from pollama.engine.handle import RunnerHandle
 
         config = self.config
@@ -273,7 +274,7 @@ class Inference:
 
         async with self._acquire(info, options, keep_alive) as runner:
             load_ns = time.perf_counter_ns() - started
-            handle = runner.handle
+            handle = runner.started()
             if req.raw:
                 prompt = req.prompt
             else:
@@ -335,7 +336,7 @@ class Inference:
             prompt, _dropped = await self._fit(info, runner, messages, options, req.truncate,
                                                None, think)
         if req.context:
-            prompt = await runner.handle.detokenize(req.context) + prompt
+            prompt = await runner.started().detokenize(req.context) + prompt
         return prompt
 
     # -- chat ------------------------------------------------------------------------------
@@ -370,7 +371,7 @@ class Inference:
 
         async with self._acquire(info, options, keep_alive) as runner:
             load_ns = time.perf_counter_ns() - started
-            handle = runner.handle
+            handle = runner.started()
             prompt, _dropped = await self._fit(info, runner, messages, options, req.truncate,
                                                req.tools, think)
             if req.debug_render_only:
@@ -461,7 +462,7 @@ class Inference:
         return parser
 
     @staticmethod
-    async def _completion(handle: Any, completion: dict[str, Any],
+    async def _completion(handle: RunnerLike, completion: dict[str, Any],
                           raw_grammar: str | None) -> AsyncGenerator[dict[str, Any], None]:
         """The runner's chunks; a grammar the runner refuses is the user's 400."""
         stream = handle.completion(completion)
@@ -478,7 +479,7 @@ class Inference:
     async def _fit(self, info: ModelInfo, runner: Runner, messages: list[dict[str, Any]],
                    options: dict[str, Any], truncate: bool | None, tools: Any,
                    think: bool | str | None) -> tuple[str, int]:
-        handle = runner.handle
+        handle = runner.started()
 
         async def count(text: str) -> int:
             return len(await handle.tokenize(text, add_special=True, parse_special=True))
@@ -488,7 +489,7 @@ class Inference:
                                   tools=tools, think=think)
 
     @staticmethod
-    def _strip_bos(info: ModelInfo, handle: Any, prompt: str) -> str:
+    def _strip_bos(info: ModelInfo, handle: RunnerLike, prompt: str) -> str:
         """Avoid a double BOS when the template prints it and the tokenizer adds it (PRM-04)."""
         bos = info.template.bos_token
         if bos and handle.info.get("add_bos") and prompt.startswith(bos):
