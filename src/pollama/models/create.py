@@ -312,7 +312,7 @@ def _message_json(message: Any) -> dict[str, Any]:
 
 
 def _check_template(text: str) -> None:
-    from pollama.template.gotemplate import Template, TemplateError
+    from pollama.template.go import Template, TemplateError
 
     try:
         Template.parse(text)

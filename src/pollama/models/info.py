@@ -15,7 +15,7 @@ from pollama.config import Config
 from pollama.formats import gguf
 from pollama.store import Store, StoredManifest
 from pollama.store.model import Model, load_model, model_from_manifest
-from pollama.template.gotemplate import TemplateError
+from pollama.template.go import TemplateError
 from pollama.template.prompt import PromptTemplate
 
 
@@ -45,11 +45,11 @@ def _token_text(info: gguf.GGUFInfo, key: str) -> str:
 
 def go_template_capabilities(source: str) -> list[str]:
     """Capabilities a Go TEMPLATE adds (spec TPL-11): tools, insert, thinking."""
-    from pollama.template.ollama import TemplateRenderError, parse, thinking_tags
+    from pollama.template.ollama import TemplateRenderError, parse, template_vars, thinking_tags
 
     try:
         template = parse(source)
-        names = template.vars()
+        names = template_vars(template)
     except (TemplateRenderError, TemplateError):
         return []
     caps = []
@@ -64,10 +64,10 @@ def go_template_capabilities(source: str) -> list[str]:
 
 def _go_tool_round_trip(source: str) -> bool:
     """A Go template that renders tool calls and tool results back (Ollama's heuristic)."""
-    from pollama.template.ollama import TemplateRenderError, parse
+    from pollama.template.ollama import TemplateRenderError, parse, template_vars
 
     try:
-        names = parse(source).vars()
+        names = template_vars(parse(source))
     except (TemplateRenderError, TemplateError):
         return False
     return "tools" in names and "toolcalls" in names and (

@@ -23,23 +23,44 @@ import base64
 import binascii
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from pollama.errors import PollamaError
-from pollama.template.gotemplate import (
+from pollama.template.go import (
+    ActionNode,
+    BranchNode,
+    FieldNode,
+    IfNode,
+    ListNode,
+    Node,
+    PipeNode,
+    RangeNode,
     RawJSON,
     Template,
     TemplateError,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    children,
     go_json,
+    go_trim_space,
     response_action,
 )
 
 __all__ = [
     "TemplateRenderError",
+    "cut_at_response",
+    "delete_nodes",
+    "identifiers",
+    "infer_thinking_tags",
     "parse",
+    "parse_tool_call_tag",
+    "references",
     "render_go_chat",
     "render_go_generate",
+    "template_vars",
     "think_values",
     "thinking_tags",
     "tool_call_tag",
@@ -58,7 +79,7 @@ def parse(text: str) -> Template:
     """Parse a TEMPLATE as Ollama's `template.Parse` does, with the auto `{{ .Response }}`."""
     try:
         template = Template.parse(text)
-        if not template.references("Messages") and not template.references("Response"):
+        if not references(template, "Messages") and not references(template, "Response"):
             template = template.with_appended(response_action())
     except TemplateError as err:
         raise TemplateRenderError(str(err)) from None
@@ -67,7 +88,7 @@ def parse(text: str) -> Template:
 
 @functools.lru_cache(maxsize=64)
 def _cut(text: str) -> Template:
-    return parse(text).cut_at_response()
+    return cut_at_response(parse(text))
 
 
 def _template(template: str | Template) -> Template:
@@ -77,7 +98,7 @@ def _template(template: str | Template) -> Template:
 def thinking_tags(template: str | Template) -> tuple[str, str] | None:
     """The opening/closing thinking tags a template wraps `.Thinking` in (TPL-14), or None."""
     try:
-        opening, closing = _template(template).infer_thinking_tags()
+        opening, closing = infer_thinking_tags(_template(template))
     except TemplateRenderError:
         return None
     return (opening, closing) if opening and closing else None
@@ -86,9 +107,265 @@ def thinking_tags(template: str | Template) -> tuple[str, str] | None:
 def tool_call_tag(template: str | Template) -> str:
     """The text a model writes before its tool calls (GF-20): `<tool_call>`, `[TOOL_CALLS]`, `{`."""
     try:
-        return _template(template).tool_call_tag()
+        return parse_tool_call_tag(_template(template))
     except TemplateRenderError:
         return "{"
+
+
+# -- Ollama's tree walks (template.go, thinking/template.go, tools/template.go) ---------------
+
+
+def identifiers(template: Template) -> list[str]:
+    """Every field and variable name, as Ollama's ``template.Identifiers`` walks them.
+
+    Walks the root of every associated template; ``.Function.Name`` contributes
+    ``Function`` and ``Name``, ``$.Messages`` contributes ``$`` and ``Messages``. Like
+    Ollama, a ``{{template "x"}}`` without a pipeline is an error
+    (``TemplateError("undefined template specified")``).
+    """
+    names: list[str] = []
+    for t in template.templates():
+        if t.root is not None:
+            for n in t.root.nodes:
+                names.extend(_identifiers(n))
+    return names
+
+
+def template_vars(template: Template) -> list[str]:
+    """Ollama's ``Template.Vars``: the identifiers, lower-cased, unique, sorted."""
+    return sorted({n.lower() for n in identifiers(template)})
+
+
+def references(template: Template, name: str) -> bool:
+    """Whether the template references ``name`` (``"Messages"`` or ``".Messages"``),
+    case-insensitively, as Ollama's ``slices.Contains(vars, "messages")`` checks."""
+    return name.lstrip(".").lower() in template_vars(template)
+
+
+def delete_nodes(template: Template, fn: Callable[[Node], bool]) -> ListNode | None:
+    """Ollama's ``deleteNode`` on a copy of the root: walk it, dropping the nodes for which
+    ``fn`` returns true (``fn`` sees list, branch, action, pipe and argument nodes)."""
+    if template.root is None:
+        return None
+    result = _delete_node(template.root.copy(), fn)
+    return result if isinstance(result, ListNode) else None
+
+
+def cut_at_response(template: Template) -> Template:
+    """The template Ollama executes for the last turn of a legacy prompt (TPL-08).
+
+    Everything after the first ``.Response`` field is removed (the field itself stays),
+    recursively through control structures, exactly as Ollama's ``deleteNode``. As in
+    Ollama the result is a fresh template: built-in functions only (no ``json``...), no
+    ``define``d templates and the default ``missingkey`` option.
+    """
+    cut = False
+
+    def fn(n: Node) -> bool:
+        nonlocal cut
+        if isinstance(n, FieldNode) and "Response" in n.ident:
+            cut = True
+            return False
+        return cut
+
+    root = delete_nodes(template, fn) or ListNode(0, tree=template.tree_info())
+    return Template.from_tree(root)
+
+
+def infer_thinking_tags(template: Template) -> tuple[str, str]:
+    """Ollama's ``thinking.InferTags`` (TPL-14): the trimmed first/last text around the
+    ``{{ .Thinking }}`` inside a ``range`` over ``.Messages``; ``("", "")`` if none."""
+    opening = closing = ""
+    ancestors: list[Node] = []
+
+    def enter(n: Node) -> None:
+        nonlocal opening, closing
+        if isinstance(n, FieldNode) and n.ident and n.ident[0] == "Thinking":
+            rng = next((a for a in reversed(ancestors) if isinstance(a, RangeNode)), None)
+            if rng is None or not _range_uses_field(rng, "Messages"):
+                return
+            lst = next((a for a in reversed(ancestors) if isinstance(a, ListNode)), None)
+            if lst is not None and lst.nodes:
+                if isinstance(lst.nodes[0], TextNode):
+                    opening = go_trim_space(lst.nodes[0].text)
+                if isinstance(lst.nodes[-1], TextNode):
+                    closing = go_trim_space(lst.nodes[-1].text)
+
+    def visit(n: Node | None) -> None:
+        if n is None:
+            return
+        ancestors.append(n)
+        enter(n)
+        for c in children(n):
+            visit(c)
+        ancestors.pop()
+
+    visit(template.root)
+    return opening, closing
+
+
+def parse_tool_call_tag(template: Template) -> str:
+    """Ollama's ``tools.parseTag`` (GF-20): the first non-blank text inside the
+    ``{{ if .ToolCalls }}`` block, cut before any ``{`` and trimmed; ``"{"`` if none."""
+    if template.root is None:
+        return "{"
+    tc = _find_tool_call_node(template.root.nodes)
+    if tc is None or tc.list is None:
+        return "{"
+    tn = _find_text_node(tc.list.nodes)
+    if tn is None:
+        return "{"
+    tag = tn.text.replace("\r\n", "\n").split("{", 1)[0]
+    tag = go_trim_space(tag)
+    return tag or "{"
+
+
+def _identifiers(n: Node | None) -> list[str]:
+    if isinstance(n, ListNode):
+        return [i for c in n.nodes for i in _identifiers(c)]
+    if isinstance(n, TemplateNode):
+        if n.pipe is None:
+            raise TemplateError("undefined template specified", phase="parse")
+        return _identifiers(n.pipe)
+    if isinstance(n, ActionNode):
+        if n.pipe is None:
+            raise TemplateError("undefined action in template", phase="parse")
+        return _identifiers(n.pipe)
+    if isinstance(n, BranchNode):
+        if n.pipe is None:
+            raise TemplateError("undefined branch", phase="parse")
+        names = _identifiers(n.pipe)
+        for lst in (n.list, n.else_list):
+            if lst is not None:
+                names.extend(_identifiers(lst))
+        return names
+    if isinstance(n, PipeNode):
+        return [i for c in n.cmds for a in c.args for i in _identifiers(a)]
+    if isinstance(n, (FieldNode, VariableNode)):
+        return list(n.ident)
+    return []
+
+
+class _CutPanic(TemplateError):
+    pass
+
+
+def _delete_node(n: Node, fn: Callable[[Node], bool]) -> Node | None:
+    """Ollama's deleteNode (template.go), node for node."""
+    if fn(n):
+        return None
+    if isinstance(n, ListNode):
+        kept = []
+        for c in n.nodes:
+            r = _delete_node(c, fn)
+            if r is not None:
+                kept.append(r)
+        n.nodes = kept
+        return n
+    if isinstance(n, BranchNode):
+        # Go walks the embedded BranchNode value (the predicate sees it too), then List and
+        # ElseList; a deleted list there is a nil-interface conversion panic in Ollama.
+        if fn(n):
+            raise _CutPanic("interface conversion: parse.Node is nil, not *parse.BranchNode")
+        assert n.list is not None
+        lst = _delete_node(n.list, fn)
+        if lst is None:
+            raise _CutPanic("interface conversion: parse.Node is nil, not *parse.ListNode")
+        n.list = cast(ListNode, lst)  # deleteNode keeps a list node or drops it
+        if n.else_list is not None:
+            el = _delete_node(n.else_list, fn)
+            if el is None:
+                raise _CutPanic("interface conversion: parse.Node is nil, not *parse.ListNode")
+            n.else_list = cast(ListNode, el)
+        return n
+    if isinstance(n, ActionNode):
+        assert n.pipe is not None
+        p = _delete_node(n.pipe, fn)
+        if p is None:
+            return None
+        n.pipe = cast(PipeNode, p)  # deleteNode keeps a pipe node or drops it
+        return n
+    if isinstance(n, PipeNode):
+        commands = []
+        for c in n.cmds:
+            args = []
+            for a in c.args:
+                r = _delete_node(a, fn)
+                if r is not None:
+                    args.append(r)
+            if not args:
+                return None
+            c.args = args
+            commands.append(c)
+        if not commands:
+            return None
+        n.cmds = commands
+        return n
+    return n
+
+
+
+
+
+def _range_uses_field(r: RangeNode, field: str) -> bool:
+    found = False
+
+    def visit(n: Node) -> None:
+        nonlocal found
+        if isinstance(n, FieldNode) and n.ident and n.ident[0] == field:
+            found = True
+        for c in children(n):
+            visit(c)
+
+    if r.pipe is not None:
+        visit(r.pipe)
+    return found
+
+
+def _find_tool_call_node(nodes: list[Node]) -> IfNode | None:
+    def is_tool_calls(n: IfNode) -> bool:
+        return any(
+            isinstance(a, FieldNode) and "ToolCalls" in a.ident
+            for c in (n.pipe.cmds if n.pipe else [])
+            for a in c.args
+        )
+
+    for n in nodes:
+        if isinstance(n, IfNode) and is_tool_calls(n):
+            return n
+        if isinstance(n, BranchNode):
+            for lst in (n.list, n.else_list):
+                if lst is not None:
+                    found = _find_tool_call_node(lst.nodes)
+                    if found is not None:
+                        return found
+        elif isinstance(n, ListNode):
+            found = _find_tool_call_node(n.nodes)
+            if found is not None:
+                return found
+    return None
+
+
+def _find_text_node(nodes: list[Node]) -> TextNode | None:
+    for n in nodes:
+        if isinstance(n, TextNode):
+            if go_trim_space(n.text) == "":
+                continue
+            return n
+        if isinstance(n, BranchNode):
+            for lst in (n.list, n.else_list):
+                if lst is not None:
+                    found = _find_text_node(lst.nodes)
+                    if found is not None:
+                        return found
+            return None
+        if isinstance(n, ListNode):
+            found = _find_text_node(n.nodes)
+            if found is not None:
+                return found
+        elif isinstance(n, ActionNode):
+            return None
+    return None
 
 
 # -- Go values -------------------------------------------------------------------------------
@@ -450,7 +727,7 @@ def execute(text: str, messages: list[dict[str, Any]], *, tools: list[Any] | Non
     if prompt and suffix:
         return _run(template, {"Prompt": prompt, "Suffix": suffix, "Response": "", **thinking})
     system, collated = collate(messages)
-    if template.references("Messages"):
+    if references(template, "Messages"):
         return _run(template, {
             "System": system,
             "Messages": [_message(m) for m in collated],
