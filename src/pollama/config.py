@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from pollama import go
+
 log = logging.getLogger("pollama.config")
 
 DEFAULT_PORT = 11434
@@ -30,10 +32,6 @@ KV_CACHE_BYTES: dict[str, float] = {
 KV_CACHE_TYPES = tuple(KV_CACHE_BYTES)
 UNQUANTIZED_KV_CACHE_TYPES = ("f16", "f32", "bf16")
 
-_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
-_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
-
-
 def _var(env: dict[str, str], key: str) -> str:
     return env.get(key, "").strip().strip("\"'").strip()
 
@@ -42,7 +40,8 @@ def _bool(env: dict[str, str], key: str, default: bool = False) -> bool:
     raw = _var(env, key)
     if not raw:
         return default
-    return raw not in _FALSE  # Ollama: anything non-empty that is not false counts as true
+    # Ollama: anything non-empty that is not false counts as true
+    return go.parse_bool(raw) is not False
 
 
 def _optional_bool(env: dict[str, str], key: str) -> bool | None:

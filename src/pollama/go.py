@@ -1,4 +1,5 @@
-"""Go's standard library where pollama must match it byte for byte: `encoding/json`, time.
+"""Go's standard library where pollama must match it byte for byte: `encoding/json`, time,
+`strconv.ParseBool`.
 
 JSON bytes exactly as Go's `encoding/json` writes them:
 Ollama stores manifests, params, messages and config blobs with Go's encoder: compact, `<`, `>`,
@@ -66,3 +67,16 @@ def go_time(value: datetime) -> str:
     sign = "-" if seconds < 0 else "+"
     hours, minutes = divmod(abs(seconds) // 60, 60)
     return f"{text}{sign}{hours:02d}:{minutes:02d}"
+
+
+_BOOL_TRUE = ("1", "t", "T", "TRUE", "true", "True")
+_BOOL_FALSE = ("0", "f", "F", "FALSE", "false", "False")
+
+
+def parse_bool(text: str) -> bool | None:
+    """Go's `strconv.ParseBool(text)`; None where Go errors."""
+    if text in _BOOL_TRUE:
+        return True
+    if text in _BOOL_FALSE:
+        return False
+    return None

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from pollama import go
 from pollama.errors import BadRequest, ModelfileError
 
 log = logging.getLogger(__name__)
@@ -196,8 +197,6 @@ _GO_FLOAT = re.compile(
 )
 _GO_SPECIAL = re.compile(r"[+-]?(?:inf|infinity)|nan", re.IGNORECASE)
 _GO_INT = re.compile(r"[+-]?[0-9]+")
-_GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
-_GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
 
 def parse_go_float32(text: str) -> float | None:
@@ -221,15 +220,6 @@ def parse_go_int(text: str) -> int | None:
         return None
     value = int(text)
     return value if _INT64_MIN <= value <= _INT64_MAX else None
-
-
-def parse_go_bool(text: str) -> bool | None:
-    """Go's `strconv.ParseBool(text)`; None where Go errors."""
-    if text in _GO_TRUE:
-        return True
-    if text in _GO_FALSE:
-        return False
-    return None
 
 
 def _go_list(values: Iterable[str]) -> str:
@@ -260,7 +250,7 @@ def format_params(params: Mapping[str, list[str]]) -> dict[str, Any]:
                 raise ModelfileError(f"invalid int value {_go_list(values)}")
             out[key] = integer
         elif spec.kind == BOOL:
-            flag = parse_go_bool(first)
+            flag = go.parse_bool(first)
             if flag is None:
                 raise ModelfileError(f"invalid bool value {_go_list(values)}")
             out[key] = flag
