@@ -329,6 +329,7 @@ class Scheduler:
         if runner.refcount:
             return
         runner.idle.set()
+        self._spawn(self._notify())  # a load waiting for room may now unload this one
         loop = asyncio.get_running_loop()
         if runner.keep_alive <= 0 or runner.unloading:
             runner.expires_at = time.time()
@@ -370,6 +371,10 @@ class Scheduler:
         if runner.handle is not None:
             with contextlib.suppress(Exception):
                 await runner.handle.close()
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _notify(self) -> None:
         async with self._changed:
             self._changed.notify_all()
 
