@@ -11,6 +11,7 @@ digests, so a layer created by pollama and by Ollama from the same input is the 
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,12 +26,18 @@ def _escape(text: str) -> str:
     return text
 
 
-def _float(value: float) -> str:
+def json_float(value: float) -> str:
+    """A finite float as Go's encoding/json writes it."""
     # Go: shortest round-trip digits; exponent form only below 1e-6 or from 1e21, as `1e-7`.
-    if value == int(value) and abs(value) < 1e21:
+    # Whole numbers print as such while exact (below 2**53); above, the shortest digits are
+    # padded with zeros (9.55e18 → 9550000000000000000, not the float's exact value); -0 stays.
+    if value == 0:
+        return "-0" if math.copysign(1.0, value) < 0 else "0"
+    if value == int(value) and abs(value) < 2**53:
         return str(int(value))
     if 1e-6 <= abs(value) < 1e21:
-        return format(Decimal(repr(value)), "f")
+        text = format(Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
     mantissa, _, exp = repr(value).partition("e")
     sign = "-" if exp.startswith("-") else "+"
     return f"{mantissa}e{sign}{exp.lstrip('+-').lstrip('0')}"
@@ -39,7 +46,7 @@ def _float(value: float) -> str:
 def dumps(value: Any, *, sort_keys: bool = True) -> str:
     """Encode `value` as Go's json.Marshal would (maps sorted unless `sort_keys=False`)."""
     if isinstance(value, float):
-        return _float(value)
+        return json_float(value)
     if isinstance(value, dict):
         items = sorted(value.items()) if sort_keys else value.items()
         inner = ",".join(f"{dumps(str(k))}:{dumps(v, sort_keys=sort_keys)}" for k, v in items)

@@ -331,3 +331,14 @@ def test_kv_lookups(smollm2: Path) -> None:
     assert gguf.kv_uint(info, "embedding_length") == 576
     assert gguf.kv_string(info, "tokenizer.ggml.model") == "gpt2"
     assert gguf.kv_string(info, "general.missing", "x") == "x"
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (-0.0, "-0"), (0.0, "0"), (1.0, "1"), (0.1, "0.1"), (1e-6, "0.000001"), (1.5e-7, "1.5e-7"),
+    (1e21, "1e+21"), (1e20, "100000000000000000000"), (2.0**53, "9007199254740992"),
+    (-9.553557779573522e18, "-9553557779573522000"),  # shortest digits, zero-padded, as Go
+])
+def test_go_json_floats(value: float, text: str) -> None:
+    from pollama.go import dumps
+
+    assert dumps(value) == text

@@ -727,7 +727,8 @@ def format_modelfile(
 def format_parameters(params: Mapping[str, Any] | None) -> str:
     """The `parameters` text of /api/show (SHOW-04): `%-30s %#v` per value, keys sorted."""
     lines = []
-    for key in sorted(params or {}):
+    params = params or {}
+    for key in sorted(params):
         value = params[key]
         for item in value if isinstance(value, list | tuple) else [value]:
             lines.append(f"{key:<30} {go_value(item, sharp=True)}")

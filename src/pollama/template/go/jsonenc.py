@@ -6,6 +6,7 @@ import base64
 import math
 from typing import Any
 
+from pollama.go import json_float
 from pollama.template.go.strconv import _LHEX, _format_float
 from pollama.template.go.values import RawJSON, _go_type_name, _json_fields, _kind, _utf8
 
@@ -55,12 +56,7 @@ def _json_string(s: str) -> str:
 def _json_float(f: float) -> str:
     if math.isnan(f) or math.isinf(f):
         raise _JSONError(f"json: unsupported value: {_format_float(f, 'g', -1)}")
-    a = abs(f)
-    fmt = "e" if a != 0 and (a < 1e-6 or a >= 1e21) else "f"
-    s = _format_float(f, fmt, -1)
-    if fmt == "e" and len(s) >= 4 and s[-4] == "e" and s[-3] == "-" and s[-2] == "0":
-        s = s[:-2] + s[-1]
-    return s
+    return json_float(f)
 
 
 def _json_compact(raw: str) -> str:
