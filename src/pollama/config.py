@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from pollama import go
+from pollama.go import parse_go_duration
 
 log = logging.getLogger("pollama.config")
 
@@ -59,66 +59,6 @@ def _int(env: dict[str, str], key: str, default: int) -> int:
         log.warning("invalid environment variable, using default: %s=%r default=%d", key, raw,
                     default)
         return default
-
-
-_DURATION_UNITS = {
-    "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_go_duration(text: str) -> float:
-    """Parse a Go `time.ParseDuration` string into seconds (raises ValueError with Go's text)."""
-    s = text
-    sign = 1.0
-    if s and s[0] in "+-":
-        sign = -1.0 if s[0] == "-" else 1.0
-        s = s[1:]
-    if s == "0":
-        return 0.0
-    if not s:
-        raise ValueError(f'time: invalid duration "{text}"')
-    total = 0.0
-    pos = 0
-    while pos < len(s):
-        m = _DURATION_PART.match(s, pos)
-        if not m:
-            if re.fullmatch(r"[\d.]+", s[pos:]):
-                raise ValueError(f'time: missing unit in duration "{text}"')
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
-
-
-def format_go_duration(seconds: float) -> str:
-    """Format seconds as Go's `time.Duration.String()` (e.g. `5m0s`, `1.5s`, `250ms`)."""
-    ns = round(seconds * 1e9)
-    if ns == 0:
-        return "0s"
-    neg = ns < 0
-    ns = abs(ns)
-    if ns < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if ns >= size or unit == "ns":
-                text = _trim_fraction(ns / size, size)
-                return ("-" if neg else "") + text + unit
-    hours, rem = divmod(ns, 3600 * 10**9)
-    minutes, rem = divmod(rem, 60 * 10**9)
-    secs = _trim_fraction(rem / 1e9, 10**9)
-    out = ""
-    if hours:
-        out += f"{hours}h"
-    if hours or minutes:
-        out += f"{minutes}m"
-    out += f"{secs}s"
-    return ("-" if neg else "") + out
-
-
-def _trim_fraction(value: float, scale: int) -> str:
-    digits = len(str(scale)) - 1
-    text = f"{value:.{digits}f}".rstrip("0").rstrip(".") if digits else str(int(value))
-    return text
 
 
 def _duration(env: dict[str, str], key: str, default: float, *, zero_is_forever: bool) -> float:

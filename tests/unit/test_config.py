@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from pollama.config import Config, format_go_duration, parse_go_duration, parse_host
+from pollama.config import Config, parse_host
+from pollama.go import format_go_duration, parse_go_duration
 
 
 @pytest.mark.parametrize(("raw", "scheme", "host", "port", "url"), [

@@ -22,7 +22,7 @@ from typer.core import TyperCommand
 from wcwidth import wcswidth, wcwidth
 
 from pollama.cli.client import Client, ClientError
-from pollama.config import format_go_duration, parse_go_duration
+from pollama.go import format_go_duration, parse_go_duration
 
 THINK_VALUES: dict[str, bool | str] = {
     "true": True, "": True, "false": False, "high": "high", "medium": "medium", "low": "low",

@@ -29,8 +29,9 @@ from collections.abc import (
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pollama.config import FOREVER, KV_CACHE_BYTES, Config, parse_go_duration
+from pollama.config import FOREVER, KV_CACHE_BYTES, Config
 from pollama.errors import BadRequest, QueueFull
+from pollama.go import parse_go_duration
 
 log = logging.getLogger("pollama.inference.scheduler")
 
