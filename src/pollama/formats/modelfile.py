@@ -35,6 +35,7 @@ from typing import Any
 
 from pollama.errors import ModelfileError
 from pollama.formats import options
+from pollama.template.go.strconv import format_float
 
 COMMANDS = ("from", "license", "template", "system", "adapter", "draft", "renderer", "parser",
             "parameter", "message", "requires")
@@ -597,32 +598,6 @@ def build_create_request(mf: Modelfile, base_dir: str | os.PathLike[str]) -> Cre
 # -- printing: `ollama show` --
 
 
-def _go_float(value: float) -> str:
-    """A float64 as Go's `%v` prints it: shortest digits, `%e` form below 1e-4 or from 1e6."""
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if str(value).startswith("-") else "0"
-    sign = "-" if value < 0 else ""
-    mantissa, _, exp = f"{abs(value)!r}".partition("e")
-    whole, _, frac = mantissa.partition(".")
-    digits = (whole + frac).lstrip("0")
-    point = len(whole.lstrip("0")) if whole.strip("0") else -(len(frac) - len(frac.lstrip("0")))
-    point += int(exp or 0)
-    digits = digits.rstrip("0") or "0"
-    exponent = point - 1
-    if exponent < -4 or exponent >= 6:  # strconv's %g with shortest digits uses precision 6
-        tail = f".{digits[1:]}" if len(digits) > 1 else ""
-        return f"{sign}{digits[0]}{tail}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    if point <= 0:
-        return f"{sign}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return f"{sign}{digits}{'0' * (point - len(digits))}"
-    return f"{sign}{digits[:point]}.{digits[point:]}"
-
-
 def go_quote(text: str) -> str:
     """Go's `strconv.Quote`: double-quoted, printable runes kept, the rest escaped."""
     out = ['"']
@@ -654,7 +629,7 @@ def go_value(value: Any, *, sharp: bool = False) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         try:
-            return _go_float(float(value))
+            return format_float(float(value), "g", -1)  # Go's %v of a float64
         except OverflowError:
             return "+Inf" if value > 0 else "-Inf"
     if isinstance(value, str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pollama.template.go.strconv import _LHEX, _can_backquote, _format_float, _quote, _quote_rune
+from pollama.template.go.strconv import _LHEX, _can_backquote, _quote, _quote_rune, format_float
 from pollama.template.go.values import (
     NO_VALUE,
     _go_type_name,
@@ -162,7 +162,7 @@ class _Printer:
     def fmt_float_str(self, v: float, verb: str, prec: int) -> None:
         if self.prec_present:
             prec = self.prec
-        num = _format_float(v, verb, prec)
+        num = format_float(v, verb, prec)
         num = num if num[0] in "+-" else "+" + num
         if self.space and num[0] == "+" and not self.plus:
             num = " " + num[1:]

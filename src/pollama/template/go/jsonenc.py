@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from pollama.go import json_float
-from pollama.template.go.strconv import _LHEX, _format_float
+from pollama.template.go.strconv import _LHEX, format_float
 from pollama.template.go.values import RawJSON, _go_type_name, _json_fields, _kind, _utf8
 
 # ---------------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def _json_string(s: str) -> str:
 
 def _json_float(f: float) -> str:
     if math.isnan(f) or math.isinf(f):
-        raise _JSONError(f"json: unsupported value: {_format_float(f, 'g', -1)}")
+        raise _JSONError(f"json: unsupported value: {format_float(f, 'g', -1)}")
     return json_float(f)
 
 

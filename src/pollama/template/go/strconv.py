@@ -90,7 +90,7 @@ def _fmt_exp(exp: int) -> str:
     return "e" + sign + (f"{e:02d}")
 
 
-def _format_float(f: float, fmt: str, prec: int) -> str:
+def format_float(f: float, fmt: str, prec: int) -> str:
     """strconv.FormatFloat(f, fmt, prec, 64) for fmt in e E f g G b x X (prec -1 = shortest)."""
     if math.isnan(f):
         return "NaN"
