@@ -12,7 +12,7 @@ import pytest
 
 from pollama.config import FOREVER, Config
 from pollama.errors import QueueFull
-from pollama.inference.scheduler import LoadSpec, Runner, Scheduler
+from pollama.inference.scheduler import LoadSpec, RunnerRef, Scheduler
 from tests.fakes import FakeRunners
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ def run(test: Callable[[], Awaitable[T]]) -> T:
 
 
 async def hold(scheduler: Scheduler, model: str, keep_alive: float | None = FOREVER,
-               until: asyncio.Event | None = None) -> Runner:
+               until: asyncio.Event | None = None) -> RunnerRef:
     """One request: acquire the model's runner, hold it until `until` is set, release it."""
     async with scheduler.acquire(lambda: spec(model), name=model, digest="sha256:" + model,
                                  details={}, estimate=1 << 20, keep_alive=keep_alive) as r:
@@ -73,7 +73,7 @@ def test_queue_full_is_ollamas_503(tmp_path: Path) -> None:
 def test_concurrent_requests_share_one_load(tmp_path: Path) -> None:
     scheduler, runners = make(tmp_path)
 
-    async def test() -> list[Runner]:
+    async def test() -> list[RunnerRef]:
         runners.gate = asyncio.Event()
         tasks = [asyncio.create_task(hold(scheduler, "a")) for _ in range(3)]
         await turns()

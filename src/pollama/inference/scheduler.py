@@ -158,8 +158,8 @@ class RunnerLike(Protocol):
 
 
 @dataclass
-class Runner:
-    """One loaded (or loading) model."""
+class RunnerRef:
+    """One loaded (or loading) model: its runner handle, users and keep_alive (Ollama's runnerRef)."""
 
     spec: LoadSpec
     name: str
@@ -202,7 +202,7 @@ class Scheduler:
     def __init__(self, config: Config, start_runner: StartRunner) -> None:
         self.config = config
         self._start_runner = start_runner
-        self.runners: dict[tuple[str, tuple[str, ...]], Runner] = {}
+        self.runners: dict[tuple[str, tuple[str, ...]], RunnerRef] = {}
         self._load_lock = asyncio.Lock()
         self._pending = 0
         self._changed = asyncio.Condition()
@@ -241,7 +241,7 @@ class Scheduler:
     @contextlib.asynccontextmanager
     async def acquire(self, spec_fn: Callable[[], LoadSpec], *, name: str, digest: str,
                       details: dict[str, Any], estimate: int,
-                      keep_alive: float | None) -> AsyncIterator[Runner]:
+                      keep_alive: float | None) -> AsyncIterator[RunnerRef]:
         """Hold a ready runner for the duration of a request."""
         runner = await self._get_runner(spec_fn, name=name, digest=digest, details=details,
                                         estimate=estimate, keep_alive=keep_alive)
@@ -252,7 +252,7 @@ class Scheduler:
 
     async def _get_runner(self, spec_fn: Callable[[], LoadSpec], *, name: str, digest: str,
                           details: dict[str, Any], estimate: int,
-                          keep_alive: float | None) -> Runner:
+                          keep_alive: float | None) -> RunnerRef:
         spec = spec_fn()
         runner = self.runners.get(spec.key())
         ready = runner is not None and runner.loaded is not None and runner.loaded.done()
@@ -280,7 +280,7 @@ class Scheduler:
                 if runner is not None:  # loaded with other load-time options: reload
                     await self._unload_when_idle(runner)
                 await self._make_room(spec, estimate)
-                runner = Runner(spec=spec, name=name, digest=digest, details=details,
+                runner = RunnerRef(spec=spec, name=name, digest=digest, details=details,
                                 estimate=estimate,
                                 keep_alive=self.config.keep_alive if keep_alive is None
                                 else keep_alive)
@@ -301,7 +301,7 @@ class Scheduler:
         finally:
             self._pending -= 1
 
-    def _usable(self, runner: Runner, spec: LoadSpec) -> bool:
+    def _usable(self, runner: RunnerRef, spec: LoadSpec) -> bool:
         """A runner serves a request unless it is going away or its load-time options differ."""
         if runner.unloading:
             return False
@@ -309,7 +309,7 @@ class Scheduler:
             return False
         return _load_options(runner.spec) == _load_options(spec)
 
-    def _attach(self, runner: Runner, keep_alive: float | None) -> None:
+    def _attach(self, runner: RunnerRef, keep_alive: float | None) -> None:
         runner.refcount += 1
         runner.idle.clear()
         runner.last_used = time.monotonic()
@@ -324,7 +324,7 @@ class Scheduler:
     def _expiry(keep_alive: float) -> float:
         return math.inf if keep_alive == FOREVER else time.time() + keep_alive
 
-    def _release(self, runner: Runner) -> None:
+    def _release(self, runner: RunnerRef) -> None:
         runner.refcount = max(runner.refcount - 1, 0)
         runner.last_used = time.monotonic()
         if runner.refcount:
@@ -344,7 +344,7 @@ class Scheduler:
 
     # -- unloading -------------------------------------------------------------------------
 
-    async def _watch(self, runner: Runner) -> None:
+    async def _watch(self, runner: RunnerRef) -> None:
         """Forget a runner whose process died, so the next request loads it afresh."""
         handle = runner.handle
         if handle is None:
@@ -361,7 +361,7 @@ class Scheduler:
             async with self._changed:
                 self._changed.notify_all()
 
-    async def unload(self, runner: Runner) -> None:
+    async def unload(self, runner: RunnerRef) -> None:
         if runner.refcount and not runner.unloading:
             return
         if self.runners.get(runner.spec.key()) is runner:
@@ -379,7 +379,7 @@ class Scheduler:
         async with self._changed:
             self._changed.notify_all()
 
-    async def _unload_when_idle(self, runner: Runner) -> None:
+    async def _unload_when_idle(self, runner: RunnerRef) -> None:
         runner.unloading = True
         if runner.refcount:
             await runner.idle.wait()
@@ -425,6 +425,6 @@ class Scheduler:
 
     # -- reporting -------------------------------------------------------------------------
 
-    def running(self) -> list[Runner]:
+    def running(self) -> list[RunnerRef]:
         ready = [r for r in self.runners.values() if r.handle is not None]
         return sorted(ready, key=lambda r: r.expires_at, reverse=True)

@@ -34,8 +34,8 @@ from pollama.inference.grammar import request_grammar, split_grammar
 from pollama.inference.requests import ChatRequest, GenerateRequest
 from pollama.inference.scheduler import (
     LoadSpec,
-    Runner,
     RunnerLike,
+    RunnerRef,
     Scheduler,
     StartRunner,
     estimate_kv_bytes,
@@ -313,7 +313,7 @@ class Inference:
             finally:
                 await stream.aclose()  # cancels the runner's request when left early
 
-    async def _generate_prompt(self, info: ModelInfo, runner: Runner, req: GenerateRequest,
+    async def _generate_prompt(self, info: ModelInfo, runner: RunnerRef, req: GenerateRequest,
                                options: dict[str, Any], think: bool | str | None) -> str:
         """The templated prompt of a generate request (spec GEN-03…GEN-06)."""
         from pollama.template.ollama import render_go_generate
@@ -476,7 +476,7 @@ class Inference:
         finally:
             await stream.aclose()
 
-    async def _fit(self, info: ModelInfo, runner: Runner, messages: list[dict[str, Any]],
+    async def _fit(self, info: ModelInfo, runner: RunnerRef, messages: list[dict[str, Any]],
                    options: dict[str, Any], truncate: bool | None, tools: Any,
                    think: bool | str | None) -> tuple[str, int]:
         handle = runner.started()
