@@ -159,7 +159,7 @@ class RunnerLike(Protocol):
 
 @dataclass
 class RunnerRef:
-    """One loaded (or loading) model: its runner handle, users and keep_alive (Ollama's runnerRef)."""
+    """One loaded (or loading) model: its runner, users and keep_alive (Ollama's runnerRef)."""
 
     spec: LoadSpec
     name: str
