@@ -22,6 +22,18 @@ import pytest
 from tests.helpers import Server, create_from_gguf
 
 GREEDY = {"temperature": 0, "seed": 42, "num_predict": 32}
+HTTP_TIMEOUT = 300  # pytest-timeout's own limit: a slow machine may take long, not fail
+
+
+@pytest.fixture(scope="module")
+def server():
+    """This module's server, its runners' OpenMP threads sleeping at barriers instead of
+    spinning: on a busy 2-core machine a spinning thread burns whole time slices waiting for a
+    partner that is not running, and a token takes a second instead of 10-30 ms (the ten
+    schema answers below are over a thousand tokens)."""
+    srv = Server(extra_env={"OMP_WAIT_POLICY": "PASSIVE"}).start()
+    yield srv
+    srv.cleanup()
 
 CHATML_TOOLS = """\
 {{- if or .System .Tools }}<|im_start|>system
@@ -102,7 +114,8 @@ def models(server, smol, tmp_path_factory) -> dict[str, str]:
 
 
 def rendered(server, path: str, body: dict[str, Any]) -> str:
-    r = httpx.post(f"{server.url}{path}", json={**body, "_debug_render_only": True}, timeout=60)
+    r = httpx.post(f"{server.url}{path}", json={**body, "_debug_render_only": True},
+                   timeout=HTTP_TIMEOUT)
     assert r.status_code == 200, r.text
     return r.json()["_debug_info"]["rendered_template"]
 
@@ -393,7 +406,7 @@ def test_tool_calls_stream_with_ids_and_indexes(server, models):
             "city": {"type": "string"}}}}}],
         "messages": [{"role": "user", "content": "Weather in Paris and in Rome?"}],
         "options": {**GREEDY, "num_predict": 64, "grammar": grammar}}
-    with httpx.stream("POST", f"{server.url}/api/chat", json=body, timeout=120) as r:
+    with httpx.stream("POST", f"{server.url}/api/chat", json=body, timeout=HTTP_TIMEOUT) as r:
         chunks = [json.loads(line) for line in r.iter_lines() if line]
     content = "".join(c["message"]["content"] for c in chunks)
     calls = [tc for c in chunks for tc in c["message"].get("tool_calls", [])]
@@ -405,7 +418,8 @@ def test_tool_calls_stream_with_ids_and_indexes(server, models):
     first_call = next(i for i, c in enumerate(chunks) if c["message"].get("tool_calls"))
     assert "".join(c["message"]["content"] for c in chunks[:first_call]) == "Checking. "
     assert sum(1 for c in chunks if c["message"].get("tool_calls")) == 2
-    whole = httpx.post(f"{server.url}/api/chat", json={**body, "stream": False}, timeout=120)
+    whole = httpx.post(f"{server.url}/api/chat", json={**body, "stream": False},
+                       timeout=HTTP_TIMEOUT)
     message = whole.json()["message"]
     assert message["content"] == "Checking. "
     assert [c["function"]["arguments"] for c in message["tool_calls"]] == [
@@ -511,14 +525,14 @@ def test_logprobs_shapes(server, smol):
         assert lp.logprob == pytest.approx(lp.top_logprobs[0].logprob)  # greedy
     whole = httpx.post(f"{server.url}/api/generate", json={
         "model": smol, "prompt": "Hello", "logprobs": True, "stream": False,
-        "options": greedy}, timeout=60).json()
+        "options": greedy}, timeout=HTTP_TIMEOUT).json()
     assert [lp["token"] for lp in whole["logprobs"]] == [lp.token for lp in streamed]
     for lp in whole["logprobs"]:
         assert set(lp) == {"token", "logprob", "bytes"}  # no top_logprobs asked for
         assert bytes(lp["bytes"]).decode("utf-8", "replace") == lp["token"]
     chat = httpx.post(f"{server.url}/api/chat", json={
         "model": smol, "messages": [{"role": "user", "content": "Hi"}], "logprobs": True,
-        "top_logprobs": 2, "stream": False, "options": GREEDY}, timeout=60).json()
+        "top_logprobs": 2, "stream": False, "options": GREEDY}, timeout=HTTP_TIMEOUT).json()
     assert len(chat["logprobs"]) == chat["eval_count"]
     for lp in chat["logprobs"]:
         assert list(lp) == ["token", "logprob", "bytes", "top_logprobs"]
@@ -533,7 +547,7 @@ def test_raw_grammar_option_and_field(server, smol):
     assert answer.response in ("yes.", "no.")
     r = httpx.post(f"{server.url}/api/chat", json={
         "model": smol, "messages": [{"role": "user", "content": "Count."}], "stream": False,
-        "grammar": 'root ::= [1-3] ("," [1-3]){2}', "options": GREEDY}, timeout=60)
+        "grammar": 'root ::= [1-3] ("," [1-3]){2}', "options": GREEDY}, timeout=HTTP_TIMEOUT)
     assert r.status_code == 200 and len(r.json()["message"]["content"].split(",")) == 3
 
 
@@ -565,7 +579,8 @@ def test_errors(server, smol, models):
 
     def post(body: dict[str, Any]) -> httpx.Response:
         return httpx.post(f"{server.url}/api/generate", json={"model": smol, "prompt": "x",
-                                                             "stream": False, **body}, timeout=60)
+                                                             "stream": False, **body},
+                          timeout=HTTP_TIMEOUT)
 
     r = post({"options": {"grammar": "root ::= foo"}})
     assert r.status_code == 400
