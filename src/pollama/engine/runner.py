@@ -19,6 +19,7 @@ cache only evaluates the rest.
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import os
 import queue
@@ -93,6 +94,10 @@ class Slot:
         self.last_used = 0
 
 
+def _seq_of(slot: Slot) -> int:
+    return slot.seq
+
+
 def common_prefix(a: list[int], b: list[int]) -> int:
     """Length of the common prefix of two token lists (slice compares run in C)."""
     n = min(len(a), len(b))
@@ -129,7 +134,7 @@ class Runner:
         self.num_ctx = model.num_ctx
         self.n_batch = model.n_batch
         self.slots = [Slot(i) for i in range(model.num_parallel)]
-        self.active: list[Slot] = []  # slots serving a request, in admission order
+        self.active: list[Slot] = []  # slots serving a request, by sequence id
         self.queue: collections.deque[Request] = collections.deque()
         self.running = True
         self._clock = 0
@@ -309,7 +314,9 @@ class Runner:
         slot.request = req
         slot.pending = req.prompt[keep:]
         slot.i_batch = -1
-        self.active.append(slot)
+        # The batch lists slots in sequence order: llama.cpp's per-sequence KV streams are
+        # viewed as one contiguous range, and out-of-order streams made each step ~30% slower.
+        bisect.insort(self.active, slot, key=_seq_of)
 
     def _step(self, t0: int) -> None:
         """One llama_decode over every slot's next token plus prompt chunks, then sampling."""
