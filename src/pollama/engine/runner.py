@@ -53,12 +53,13 @@ _now = time.perf_counter_ns
 class Request:
     """One completion: its prompt, sampler chain, output so far and timings."""
 
-    __slots__ = ("cached", "chain", "eval_ns", "fill_context", "generated", "id", "last_piece",
-                 "logprobs", "num_keep", "num_predict", "prompt", "prompt_ns", "repeats",
-                 "sampler", "shift", "stream", "top_logprobs", "truncated")
+    __slots__ = ("cached", "chain", "eval_ns", "fill_context", "generated", "held",
+                 "held_logprobs", "id", "last_piece", "logprobs", "num_keep", "num_predict",
+                 "prompt", "prompt_ns", "repeats", "sampler", "shift", "stream", "top_logprobs",
+                 "truncated")
 
     def __init__(self, rid: Any, prompt: list[int], params: GenerationParams, chain: Any,
-                 truncated: bool) -> None:
+                 truncated: bool, stream: bool | None = None) -> None:
         self.id = rid
         self.prompt = prompt
         self.chain = chain
@@ -71,6 +72,10 @@ class Request:
         self.logprobs = params.logprobs
         self.top_logprobs = params.top_logprobs
         self.truncated = truncated
+        # "stream": false: the text is held and sent once, with the end, so the server does
+        # not handle a message per token while the model computes.
+        self.held: list[str] | None = [] if stream is False else None
+        self.held_logprobs: list[dict[str, Any]] = []
         self.generated: list[int] = []
         self.last_piece = b""  # the last token's bytes, without surrounding whitespace
         self.repeats = 0  # how many tokens in a row repeated it
@@ -218,7 +223,7 @@ class Runner:
         except Exception as e:  # whatever the request holds, it must not end the runner
             self._error(rid, str(e) or type(e).__name__)
             return
-        self.queue.append(Request(rid, tokens, params, chain, truncated))
+        self.queue.append(Request(rid, tokens, params, chain, truncated, msg.get("stream")))
 
     def _fit(self, tokens: list[int], params: GenerationParams) -> tuple[list[int], bool]:
         """Ollama's completionPromptForRequest: trim an over-long prompt, or refuse it."""
@@ -408,8 +413,13 @@ class Runner:
                                        and self._looping(req.generated)):
             return "stop"
         text = req.stream.push(piece)
-        if req.logprobs:
-            entry = self.model.logprobs(slot.i_batch, tok, req.top_logprobs)
+        entry = self.model.logprobs(slot.i_batch, tok, req.top_logprobs) if req.logprobs \
+            else None
+        if req.held is not None:  # stream false: all the text goes with the end
+            req.held.append(text)
+            if entry is not None:
+                req.held_logprobs.append(entry)
+        elif entry is not None:
             self._emit.append((req.id, text, [entry]))
         elif text:
             self._emit.append((req.id, text, None))
@@ -496,7 +506,11 @@ class Runner:
     def _finish(self, slot: Slot, reason: str) -> None:
         req = slot.request
         tail = req.stream.flush()
-        if tail:
+        if req.held is not None:
+            text = "".join(req.held) + tail
+            if text or req.held_logprobs:
+                self.outbox.texts([(req.id, text, req.held_logprobs if req.logprobs else None)])
+        elif tail:
             self.outbox.texts([(req.id, tail, [] if req.logprobs else None)])
         self._release(slot)
         self._done(req, reason)
