@@ -438,3 +438,16 @@ def test_embeddings(loop, smollm2_path):
         assert cut.prompt_eval_count == 256
     finally:
         loop.run_until_complete(handle.close())
+
+
+def test_stream_false_holds_the_text_until_the_end(loop, runner):
+    """`"stream": false` sends the whole text in one message before `done` (the server then
+    handles two messages, not one per token), and the text and logprobs are the same."""
+    options = dict(GREEDY, num_predict=24)
+    streamed, done, chunks = complete(loop, runner, STORY, options=options, top_logprobs=2)
+    held, held_done, held_chunks = complete(loop, runner, STORY, options=options,
+                                            top_logprobs=2, stream=False)
+    assert len(chunks) > 1 and len(held_chunks) == 1
+    assert held == streamed
+    assert held_chunks[0]["logprobs"] == [lp for c in chunks for lp in c["logprobs"]]
+    assert held_done["eval_count"] == done["eval_count"] == 24

@@ -21,7 +21,8 @@ Requests (server → runner); `id` is any JSON scalar, unique among the server's
                  mirostat_tau, mirostat_eta, num_predict, num_keep, stop},
      "stop": [...], "num_predict": n, "num_keep": n, "seed": n,      (override options)
      "grammar": "GBNF" | null (the server turns Ollama's `format` into one: grammar.py),
-     "shift": true, "truncate": true, "logprobs": false, "top_logprobs": 0}
+     "shift": true, "truncate": true, "logprobs": false, "top_logprobs": 0,
+     "stream": true}    (false: the text comes in one message right before `done`)
     {"op": "cancel", "id": 1}                     frees the request's slot before the next step
     {"op": "tokenize", "id": 2, "text": "...", "add_special": true, "parse_special": true}
     {"op": "detokenize", "id": 3, "tokens": [...]}

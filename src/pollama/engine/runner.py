@@ -19,6 +19,7 @@ cache only evaluates the rest.
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import os
 import queue
@@ -52,12 +53,13 @@ _now = time.perf_counter_ns
 class Request:
     """One completion: its prompt, sampler chain, output so far and timings."""
 
-    __slots__ = ("cached", "chain", "eval_ns", "fill_context", "generated", "id", "last_piece",
-                 "logprobs", "num_keep", "num_predict", "prompt", "prompt_ns", "repeats",
-                 "sampler", "shift", "stream", "top_logprobs", "truncated")
+    __slots__ = ("cached", "chain", "eval_ns", "fill_context", "generated", "held",
+                 "held_logprobs", "id", "last_piece", "logprobs", "num_keep", "num_predict",
+                 "prompt", "prompt_ns", "repeats", "sampler", "shift", "stream", "top_logprobs",
+                 "truncated")
 
     def __init__(self, rid: Any, prompt: list[int], params: GenerationParams, chain: Any,
-                 truncated: bool) -> None:
+                 truncated: bool, stream: bool | None = None) -> None:
         self.id = rid
         self.prompt = prompt
         self.chain = chain
@@ -70,6 +72,10 @@ class Request:
         self.logprobs = params.logprobs
         self.top_logprobs = params.top_logprobs
         self.truncated = truncated
+        # "stream": false: the text is held and sent once, with the end, so the server does
+        # not handle a message per token while the model computes.
+        self.held: list[str] | None = [] if stream is False else None
+        self.held_logprobs: list[dict[str, Any]] = []
         self.generated: list[int] = []
         self.last_piece = b""  # the last token's bytes, without surrounding whitespace
         self.repeats = 0  # how many tokens in a row repeated it
@@ -91,6 +97,10 @@ class Slot:
         self.next_token = -1  # sampled, to be decoded in the next step
         self.i_batch = -1  # row of this slot's logits in the current batch
         self.last_used = 0
+
+
+def _seq_of(slot: Slot) -> int:
+    return slot.seq
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -129,7 +139,7 @@ class Runner:
         self.num_ctx = model.num_ctx
         self.n_batch = model.n_batch
         self.slots = [Slot(i) for i in range(model.num_parallel)]
-        self.active: list[Slot] = []  # slots serving a request, in admission order
+        self.active: list[Slot] = []  # slots serving a request, by sequence id
         self.queue: collections.deque[Request] = collections.deque()
         self.running = True
         self._clock = 0
@@ -213,7 +223,7 @@ class Runner:
         except Exception as e:  # whatever the request holds, it must not end the runner
             self._error(rid, str(e) or type(e).__name__)
             return
-        self.queue.append(Request(rid, tokens, params, chain, truncated))
+        self.queue.append(Request(rid, tokens, params, chain, truncated, msg.get("stream")))
 
     def _fit(self, tokens: list[int], params: GenerationParams) -> tuple[list[int], bool]:
         """Ollama's completionPromptForRequest: trim an over-long prompt, or refuse it."""
@@ -309,7 +319,9 @@ class Runner:
         slot.request = req
         slot.pending = req.prompt[keep:]
         slot.i_batch = -1
-        self.active.append(slot)
+        # The batch lists slots in sequence order: llama.cpp's per-sequence KV streams are
+        # viewed as one contiguous range, and out-of-order streams made each step ~30% slower.
+        bisect.insort(self.active, slot, key=_seq_of)
 
     def _step(self, t0: int) -> None:
         """One llama_decode over every slot's next token plus prompt chunks, then sampling."""
@@ -404,8 +416,13 @@ class Runner:
                                        and self._looping(req.generated)):
             return "stop"
         text = req.stream.push(piece)
-        if req.logprobs:
-            entry = self.model.logprobs(slot.i_batch, tok, req.top_logprobs)
+        entry = self.model.logprobs(slot.i_batch, tok, req.top_logprobs) if req.logprobs \
+            else None
+        if req.held is not None:  # stream false: all the text goes with the end
+            req.held.append(text)
+            if entry is not None:
+                req.held_logprobs.append(entry)
+        elif entry is not None:
             self._emit.append((req.id, text, [entry]))
         elif text:
             self._emit.append((req.id, text, None))
@@ -495,7 +512,11 @@ class Runner:
         req = slot.request
         assert req is not None  # only active slots finish
         tail = req.stream.flush()
-        if tail:
+        if req.held is not None:
+            text = "".join(req.held) + tail
+            if text or req.held_logprobs:
+                self.outbox.texts([(req.id, text, req.held_logprobs if req.logprobs else None)])
+        elif tail:
             self.outbox.texts([(req.id, tail, [] if req.logprobs else None)])
         self._release(slot)
         self._done(req, reason)

@@ -287,7 +287,8 @@ class Inference:
             out = Output(self._thinking_parser(info, think, prompt), None)
             prompt = self._strip_bos(info, handle, prompt)
             completion = self._completion_request(prompt, options, grammar, req.shift,
-                                                  req.logprobs, req.top_logprobs)
+                                                  req.logprobs, req.top_logprobs,
+                                                  stream=req.stream is not False)
             stream = self._completion(handle, completion, raw_grammar)
             try:
                 async for chunk in stream:
@@ -391,7 +392,8 @@ class Inference:
             while True:
                 completion = self._completion_request(
                     self._strip_bos(info, handle, prompt), options,
-                    None if deferred else grammar, req.shift, req.logprobs, req.top_logprobs)
+                    None if deferred else grammar, req.shift, req.logprobs, req.top_logprobs,
+                    stream=req.stream is not False or deferred)
                 restart = False
                 stream = self._completion(handle, completion, raw_grammar)
                 try:
@@ -498,11 +500,11 @@ class Inference:
 
     @staticmethod
     def _completion_request(prompt: str, options: dict[str, Any], grammar: str | None,
-                            shift: bool | None, logprobs: bool, top_logprobs: int
-                            ) -> dict[str, Any]:
+                            shift: bool | None, logprobs: bool, top_logprobs: int,
+                            stream: bool = True) -> dict[str, Any]:
         return {"prompt": prompt, "options": options, "grammar": grammar,
                 "shift": shift is not False, "logprobs": logprobs or top_logprobs > 0,
-                "top_logprobs": top_logprobs}
+                "top_logprobs": top_logprobs, "stream": stream}
 
     # -- /api/ps ---------------------------------------------------------------------------
 
