@@ -40,7 +40,8 @@ Responses (runner → server), each carrying the request's `id`:
     tokenize    {"id", "tokens": [...]}
     detokenize  {"id", "text": "..."}
     embed       {"id", "embeddings": [[...], ...], "prompt_eval_count": n}
-    status      {"id", "ok": true, "slots": 4, "busy": [0, 2], "queued": 0}
+    status      {"id", "ok": true, "slots": 4, "busy": [0, 2], "queued": 0,
+                 "cells": [tokens in each slot's KV cache]}
     any         {"id", "error": "...", "code": "bad_request" | "prompt_too_long" | "internal"}
 
 A cancelled completion ends with its `done` message (done_reason "cancel") unless the server

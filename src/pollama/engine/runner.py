@@ -173,7 +173,8 @@ class Runner:
             else:  # status / ping
                 busy = [s.seq for s in self.slots if s.request is not None]
                 self.outbox.send({"id": rid, "ok": True, "slots": len(self.slots), "busy": busy,
-                                  "queued": len(self.queue)})
+                                  "queued": len(self.queue),
+                                  "cells": [len(s.tokens) for s in self.slots]})
         except Exception as e:  # a bad request must not end the reader thread
             self._error(rid, str(e) or type(e).__name__)
 
