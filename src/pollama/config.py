@@ -15,7 +15,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pollama import go
-from pollama.go import parse_go_duration
 
 log = logging.getLogger("pollama.config")
 
@@ -70,7 +69,7 @@ def _duration(env: dict[str, str], key: str, default: float, *, zero_is_forever:
         seconds = float(int(raw))
     except ValueError:
         try:
-            seconds = parse_go_duration(raw)
+            seconds = go.parse_go_duration(raw)
         except ValueError:
             log.warning("invalid %s %r, using the default", key, raw)
             return default

@@ -201,11 +201,11 @@ class LoadedModel:
         loading, not in the middle of someone's answer."""
         b = self.batch.batch
         bos, eos = self.model.token_bos(), self.model.token_eos()
-        tokens = [t if 0 <= t < self.n_vocab else 0 for t in (bos, eos)]
-        for i, token in enumerate(tokens[: self.n_batch]):
+        tokens = [t if 0 <= t < self.n_vocab else 0 for t in (bos, eos)][: self.n_batch]
+        for i, token in enumerate(tokens):
             b.token[i], b.pos[i], b.seq_id[i][0], b.logits[i] = token, i, 0, 0
-        b.logits[len(tokens) - 1] = 1
-        b.n_tokens = min(len(tokens), self.n_batch)
+        b.logits[len(tokens) - 1] = 1  # within the batch even when num_batch is 1
+        b.n_tokens = len(tokens)
         if C.llama_decode(self.ctx, b) != 0:
             raise RuntimeError(_log.last_error or "the warm-up decode failed")
         if self.memory:
