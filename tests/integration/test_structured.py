@@ -20,6 +20,7 @@ import ollama
 import pytest
 
 from tests.helpers import Server, create_from_gguf
+from tests.templates import CHATML_THINK, CHATML_TOOLS
 
 GREEDY = {"temperature": 0, "seed": 42, "num_predict": 32}
 HTTP_TIMEOUT = 300  # pytest-timeout's own limit: a slow machine may take long, not fail
@@ -34,62 +35,6 @@ def server():
     srv = Server(extra_env={"OMP_WAIT_POLICY": "PASSIVE"}).start()
     yield srv
     srv.cleanup()
-
-CHATML_TOOLS = """\
-{{- if or .System .Tools }}<|im_start|>system
-{{- if .System }}
-{{ .System }}
-{{- end }}
-{{- if .Tools }}
-
-You can call these functions:
-<tools>
-{{- range .Tools }}
-{{ . }}
-{{- end }}
-</tools>
-To call one, write <tool_call>{"name": <name>, "arguments": <arguments>}</tool_call>.
-{{- end }}<|im_end|>
-{{ end }}
-{{- range $i, $_ := .Messages }}
-{{- $last := eq (len (slice $.Messages $i)) 1 -}}
-{{- if eq .Role "user" }}<|im_start|>user
-{{ .Content }}<|im_end|>
-{{ else if eq .Role "assistant" }}<|im_start|>assistant
-{{ if .Content }}{{ .Content }}
-{{- else if .ToolCalls }}<tool_call>
-{{ range .ToolCalls }}{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
-{{ end }}</tool_call>
-{{- end }}{{ if not $last }}<|im_end|>
-{{ end }}
-{{- else if eq .Role "tool" }}<|im_start|>user
-<tool_response>
-{{ .Content }}
-</tool_response><|im_end|>
-{{ end }}
-{{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
-{{ end }}
-{{- end }}"""
-
-CHATML_THINK = """\
-{{- if .System }}<|im_start|>system
-{{ .System }}<|im_end|>
-{{ end }}
-{{- if .IsThinkSet }}<|im_start|>system
-reasoning: {{ if .Think }}{{ .ThinkLevel }}{{ else }}off{{ end }}<|im_end|>
-{{ end }}
-{{- range $i, $_ := .Messages }}
-{{- $last := eq (len (slice $.Messages $i)) 1 -}}
-{{- if eq .Role "user" }}<|im_start|>user
-{{ .Content }}<|im_end|>
-{{ else if eq .Role "assistant" }}<|im_start|>assistant
-{{ if .Thinking }}<think>{{ .Thinking }}</think>
-{{ end }}{{ .Content }}{{ if not $last }}<|im_end|>
-{{ end }}
-{{- end }}
-{{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
-{{ end }}
-{{- end }}"""
 
 FIM = "<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>"
 
