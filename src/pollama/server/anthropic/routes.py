@@ -17,12 +17,11 @@ from fastapi.responses import JSONResponse, Response
 from pollama.errors import BadRequest, PollamaError
 from pollama.inference.collapse import collapse_chat
 from pollama.inference.requests import ChatRequest
-from pollama.server.anthropic.errors import error_body, error_response, new_id
+from pollama.server.anthropic.errors import error_response, new_id
 from pollama.server.anthropic.request import translate
 from pollama.server.anthropic.response import to_message
-from pollama.server.anthropic.stream import StreamConverter, message_events
+from pollama.server.anthropic.stream import StreamConverter, message_stream_response
 from pollama.server.state import ServerState, State
-from pollama.server.streaming import sse_response
 
 log = logging.getLogger("pollama.api.anthropic")
 
@@ -60,12 +59,7 @@ async def _messages(request: Request, server: ServerState, request_id: str) -> R
                                        omit_thinking=translated.omit_thinking),
                             headers={"request-id": request_id})
     converter = StreamConverter(message_id, chat.model, omit_thinking=translated.omit_thinking)
-    response = await sse_response(message_events(native, chat, converter),
-                                  event_of=lambda event: event["type"],
-                                  error=lambda text: error_body(500, text, request_id))
-    response.headers["request-id"] = request_id
-    response.headers["cache-control"] = "no-cache"
-    return response
+    return await message_stream_response(native, chat, converter, request_id)
 
 
 async def _count_tokens(request: Request, server: ServerState) -> dict[str, int]:

@@ -8,7 +8,8 @@
     message_delta                      stop_reason, stop_sequence, usage
     message_stop
 
-Each event's `type` is its SSE event name. A block is closed when the next kind of output
+Each event's `type` is its SSE event name; an error after `message_start` is an `error` event
+(Anthropic's error object) and the stream ends. A block is closed when the next kind of output
 starts; a tool call is a whole block (its arguments JSON in one delta), as in Ollama.
 """
 
@@ -18,8 +19,12 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
+from fastapi.responses import StreamingResponse
+
 from pollama.inference.requests import ChatRequest
+from pollama.server.anthropic.errors import error_body
 from pollama.server.anthropic.response import stop_reason, thinking_block, tool_use_block, usage
+from pollama.server.streaming import sse_response
 
 
 def estimate_input_tokens(req: ChatRequest) -> int:
@@ -117,3 +122,16 @@ async def message_events(native: AsyncGenerator[dict[str, Any], None], req: Chat
                 yield event
     finally:
         await native.aclose()  # a client that leaves early cancels the generation
+
+
+async def message_stream_response(native: AsyncGenerator[dict[str, Any], None],
+                                  req: ChatRequest, converter: StreamConverter,
+                                  request_id: str) -> StreamingResponse:
+    """The SSE response of one streamed answer; an error once it began is an `error` event
+    with Anthropic's error object (an `api_error`: the status line is already sent)."""
+    response = await sse_response(message_events(native, req, converter),
+                                  event_of=lambda event: event["type"],
+                                  error=lambda text: error_body(500, text, request_id))
+    response.headers["request-id"] = request_id
+    response.headers["cache-control"] = "no-cache"
+    return response
