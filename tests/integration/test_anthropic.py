@@ -273,9 +273,10 @@ def test_tool_use_round_trip(server, client, tooly):
     answer = client.messages.create(model=tooly, max_tokens=16, messages=history, tools=TOOLS,
                                     extra_body=GREEDY)
     assert answer.stop_reason in ("end_turn", "max_tokens", "tool_use")
-    # the same conversation in native form: the result comes first, as a tool message
+    # the same conversation in native form: the result comes first, as a tool message (the
+    # same greedy answer: the same prompt; the count alone would not see the order)
     native = native_chat(server, model=tooly, tools=NATIVE_TOOLS,
-                         options={**GREEDY, "num_predict": 1}, messages=[
+                         options={**GREEDY, "num_predict": 16}, messages=[
         *WEATHER_ASK,
         {"role": "assistant", "content": "", "tool_calls": [
             {"id": use.id, "function": {"name": use.name, "arguments": use.input}}]},
@@ -283,6 +284,7 @@ def test_tool_use_round_trip(server, client, tooly):
          "tool_name": use.name},
         {"role": "user", "content": "Thanks. Summarize it."}])
     assert answer.usage.input_tokens == native["prompt_eval_count"]
+    assert text_of(answer) == native["message"]["content"] != ""
     counted = client.messages.count_tokens(model=tooly, messages=history, tools=TOOLS)
     assert counted.input_tokens == native["prompt_eval_count"]
 
@@ -409,6 +411,16 @@ def test_bad_requests_are_invalid_request_errors(server, smol, body, message):
     assert r.status_code == 400, r.text
     check_error(r.json(), "invalid_request_error", message)
     assert r.headers["request-id"] == r.json()["request_id"]
+
+
+def test_count_tokens_refuses_what_create_refuses(client, smol):
+    with pytest.raises(anthropic.BadRequestError) as err:
+        client.messages.count_tokens(model=smol, messages=[{"role": "user", "content": [
+            IMAGE, {"type": "text", "text": "What is this?"}]}])
+    assert err.value.body["error"]["message"].startswith("images are not supported by pollama")
+    with pytest.raises(anthropic.BadRequestError) as err:
+        client.messages.count_tokens(model="", messages=ASK)
+    check_error(err.value.body, "invalid_request_error", "model is required")
 
 
 def test_sdk_raises_bad_request_error(client, smol):

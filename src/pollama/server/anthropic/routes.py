@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from pollama.errors import BadRequest, PollamaError
+from pollama.errors import BadRequest, ImagesUnsupported, PollamaError
 from pollama.inference.collapse import collapse_chat
 from pollama.inference.requests import ChatRequest
 from pollama.server.anthropic.errors import error_response, new_id
@@ -67,6 +67,8 @@ async def _count_tokens(request: Request, server: ServerState) -> dict[str, int]
     chat path (template, tools, system, truncation) and tokenized by the model's tokenizer."""
     translated = translate(_body(await request.body()), count_only=True)
     chat = _relax_thinking(server, translated.chat)
+    if any(m.images for m in chat.messages or []):
+        raise ImagesUnsupported()  # as /v1/messages would answer: no count for a refused prompt
     rendered: str | None = None
     async for event in server.inference.chat(chat):
         rendered = (event.get("_debug_info") or {}).get("rendered_template", rendered)
