@@ -174,6 +174,9 @@ class LoadedModel:
             self.context = LlamaContext(model=self.model, params=cparams, verbose=True)
         except ValueError:
             raise RuntimeError(_log.last_error or "failed to create the llama context") from None
+        # A generative model warns that its default pooling is not LAST: not an error, and
+        # it must not stand as the reason of a later failure (a missing adapter).
+        _log.last_error = ""
         self.ctx = self.context.ctx
         self.memory = self.context.memory
         self.n_ctx = C.llama_n_ctx(self.ctx)
