@@ -5,7 +5,8 @@
     │   ├── InvalidModelName     400 "invalid model name"
     │   ├── DigestMismatch       400 digest of uploaded bytes differs
     │   ├── ModelfileError       400 Modelfile text that does not parse (names the line)
-    │   └── NotSupported         400 a capability the model lacks
+    │   ├── NotSupported         400 a capability the model lacks
+    │   └── EmbeddingError       400 an input or vector /api/embed cannot serve (EMB-03/04)
     ├── NotFound                 404
     │   └── ModelNotFound        404 "model '<m>' not found"
     ├── QueueFull                503 too many pending requests
@@ -70,6 +71,14 @@ class ImagesUnsupported(NotSupported):
     def __init__(self) -> None:
         super().__init__("images are not supported by pollama yet: this server cannot show "
                          "them to a model; send the request without images")
+
+
+class EmbeddingError(BadRequest):
+    """An embedding request that cannot be served: texts are Ollama's (EMB-03, EMB-04)."""
+
+
+INPUT_TOO_LONG = "the input length exceeds the context length"
+NOT_FINITE = "embedding contains NaN or Inf values"
 
 
 class NotFound(PollamaError):

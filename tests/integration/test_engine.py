@@ -176,8 +176,10 @@ def test_bad_requests_leave_the_runner_up(loop, runner):
                             ([1, 10**9], {}), ("", {})):
         with pytest.raises(RequestRejected):
             complete(loop, runner, prompt, **request)
-    with pytest.raises(RequestRejected):
-        loop.run_until_complete(runner.embed(["not an embedding runner"]))
+    with pytest.raises(RequestRejected, match="empty input"):
+        loop.run_until_complete(runner.embed(["fine", ""]))
+    vectors = loop.run_until_complete(runner.embed(["a generative runner embeds too"]))
+    assert len(vectors) == 1 and len(vectors[0]) == runner.info["n_embd"]
     assert loop.run_until_complete(runner.ping())
     text, _, _ = complete(loop, runner, STORY, options=dict(GREEDY, num_predict=4))
     assert text

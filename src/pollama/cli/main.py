@@ -221,6 +221,13 @@ def run(
         "models")] = None,
     hidethinking: Annotated[bool, typer.Option(
         "--hidethinking", help="Hide thinking output (if provided)")] = False,
+    truncate: Annotated[bool | None, typer.Option(
+        "--truncate/--no-truncate", show_default=False,
+        help="For embedding models: truncate inputs exceeding context length (default: "
+        "true). Set --truncate=false to error instead")] = None,
+    dimensions: Annotated[int, typer.Option(
+        "--dimensions", help="Truncate output embeddings to specified dimension (embedding "
+        "models only)")] = 0,
 ) -> None:
     """Chat on a terminal (the REPL), else answer one prompt: args and piped stdin (RUN-02/03)."""
     from pollama.cli import run as runmod
@@ -244,6 +251,13 @@ def run(
         piped = sys.stdin.read()
         if piped:
             text = f"{piped} {text}" if text else piped
+    if "embedding" in (show.get("capabilities") or []):  # RUN-11
+        if not text:
+            raise ClientError("embedding models require input text. Usage: pollama run "
+                              f'{model} "your text here"')
+        runmod.embed_once(client, model, text, keepalive=keep, truncate=truncate,
+                          dimensions=dimensions)
+        return
     if not interactive:
         runmod.generate_once(client, model, text, keepalive=keep, fmt=fmt, think=think_value,
                              hidethinking=hidethinking, verbose=verbose,

@@ -54,9 +54,26 @@ class RunCommand(TyperCommand):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         end = args.index("--") if "--" in args else len(args)
-        args = [("--think=true" if i < end and arg == "--think" else arg)
-                for i, arg in enumerate(args)]
+        args = [(_cobra_flag(arg) if i < end else arg) for i, arg in enumerate(args)]
         return super().parse_args(ctx, args)
+
+
+_BOOL_TEXT = {"true": True, "t": True, "1": True, "false": False, "f": False, "0": False}
+
+
+def _cobra_flag(arg: str) -> str:
+    """`--think` alone → `--think=true`; cobra's `--truncate=false` → `--no-truncate`."""
+    if arg == "--think":
+        return "--think=true"
+    name, eq, value = arg.partition("=")
+    if name == "--truncate" and eq:
+        flag = _BOOL_TEXT.get(value.lower())
+        if flag is None:
+            raise ClientError(f'invalid argument "{value}" for "--truncate" flag: '
+                              "strconv.ParseBool: parsing " + json.dumps(value) +
+                              ": invalid syntax")
+        return "--truncate" if flag else "--no-truncate"
+    return arg
 
 
 def infer_think(capabilities: list[str], think: bool | str | None,
@@ -374,3 +391,33 @@ def generate_once(client: Client, model: str, prompt: str, *, keepalive: str | N
     sys.stdout.flush()
     if verbose and final.get("done"):
         print_stats(final)
+
+
+def go_float32(value: float) -> str:
+    """A float32 as Go's encoding/json writes it: shortest text, `e` notation below 1e-6 and
+    from 1e21 on, with the exponent's leading zeros dropped."""
+    import numpy as np
+
+    f = np.float32(value)
+    magnitude = abs(f)  # compared as float32s, as Go does
+    if magnitude != 0 and (magnitude < np.float32(1e-6) or magnitude >= np.float32(1e21)):
+        return np.format_float_scientific(f, unique=True, trim="-", exp_digits=1)
+    return np.format_float_positional(f, unique=True, trim="-")
+
+
+def embed_once(client: Client, model: str, text: str, *, keepalive: str | None,
+               truncate: bool | None, dimensions: int) -> None:
+    """`run` on an embedding model (RUN-11): `/api/embed`, the first vector on one line as a
+    JSON array (Go's float32 text); `truncate` only when the flag was given."""
+    body: dict[str, Any] = {"model": model, "input": text}
+    if keepalive is not None:
+        body["keep_alive"] = keepalive
+    if truncate is not None:
+        body["truncate"] = truncate
+    if dimensions > 0:
+        body["dimensions"] = dimensions
+    response = client.request("POST", "/api/embed", body)
+    embeddings = response.get("embeddings") or []
+    if not embeddings:
+        raise ClientError("no embeddings returned")
+    print("[" + ",".join(go_float32(v) for v in embeddings[0]) + "]")

@@ -151,19 +151,32 @@ class LoadedModel:
         cparams.no_perf = True
         cparams.flash_attn_type = FLASH_ATTENTION_TYPES[options.flash_attention]
         cparams.type_k = cparams.type_v = KV_CACHE_GGML_TYPES[options.kv_cache_type]
-        self.pooling: str | None = None
+        # Every context gets a pooling type: an embedding model's own, else the last token
+        # (as Ollama's runner pools generative models). It only acts while embeddings are on,
+        # so a generative runner's completions are the same with it (test_engine checks).
+        pooling = self._model_pooling()
+        cparams.pooling_type = pooling
+        self.pooling: str | None = _POOLING_NAMES.get(pooling)
+        self.n_seq_embed = self.num_parallel  # sequences one embedding decode may hold
         if options.embedding:
-            # Non-causal models need a whole input in one ubatch.
-            self.n_batch = max(self.n_batch, self.num_ctx)
+            # A dedicated embedding runner keeps nothing between requests: one unified cache
+            # the size of a batch, and as many sequences per decode as llama.cpp allows, so
+            # short inputs share a decode. Non-causal models need a whole input in one
+            # ubatch: n_ubatch = n_batch, and a longer input is refused (the server retries
+            # it truncated to num_batch, as Ollama does).
             cparams.embeddings = True
-            pooling = self._model_pooling()
-            cparams.pooling_type = pooling
-            self.pooling = _POOLING_NAMES.get(pooling)
+            cparams.kv_unified = True
+            cparams.n_ctx = max(self.num_ctx, self.n_batch)
+            self.n_seq_embed = max(1, min(self.n_batch, C.llama_max_parallel_sequences()))
+            cparams.n_seq_max = self.n_seq_embed
         cparams.n_batch = cparams.n_ubatch = self.n_batch
         try:
             self.context = LlamaContext(model=self.model, params=cparams, verbose=True)
         except ValueError:
             raise RuntimeError(_log.last_error or "failed to create the llama context") from None
+        # A generative model warns that its default pooling is not LAST: not an error, and
+        # it must not stand as the reason of a later failure (a missing adapter).
+        _log.last_error = ""
         self.ctx = self.context.ctx
         self.memory = self.context.memory
         self.n_ctx = C.llama_n_ctx(self.ctx)
@@ -344,35 +357,47 @@ class LoadedModel:
         return {"token": piece.decode("utf-8", "replace"), "logprob": logprob,
                 "bytes": list(piece)}
 
+    def embed_tokens(self, text: str, truncate: bool) -> list[int]:
+        """An input's tokens (special tokens added, as llama-server does for embeddings)."""
+        tokens = self.tokenize(text, True, True)
+        if len(tokens) > self.num_ctx:
+            if not truncate:
+                raise ValueError("the input length exceeds the context length")
+            tokens = tokens[: self.num_ctx]
+        if not tokens:
+            raise ValueError("cannot embed an empty input")
+        return tokens
+
     def embed(self, texts: list[str], truncate: bool) -> tuple[list[list[float]], int]:
-        """Pooled embeddings of each text (not normalised) and the number of tokens read."""
-        inputs = []
-        for text in texts:
-            tokens = self.tokenize(text, True, True)
-            if len(tokens) > self.num_ctx:
-                if not truncate:
-                    raise ValueError("the input length exceeds the context length")
-                tokens = tokens[: self.num_ctx]
-            if not tokens:
-                raise ValueError("cannot embed an empty input")
-            inputs.append(tokens)
+        """Pooled embeddings of each text (not normalised) and the number of tokens read, on
+        a dedicated embedding context (`--embedding`): short inputs share one decode."""
+        inputs = [self.embed_tokens(text, truncate) for text in texts]
+        for tokens in inputs:
+            if len(tokens) > self.n_batch:
+                raise ValueError("input is too large to process. increase the physical batch "
+                                 f"size ({len(tokens)} tokens, num_batch {self.n_batch})")
         out: list[list[float]] = []
         i = 0
         while i < len(inputs):
             group = [inputs[i]]
             used = len(inputs[i])
-            while (i + len(group) < len(inputs) and len(group) < self.num_parallel
+            while (i + len(group) < len(inputs) and len(group) < self.n_seq_embed
                    and used + len(inputs[i + len(group)]) <= self.n_batch):
                 used += len(inputs[i + len(group)])
                 group.append(inputs[i + len(group)])
-            out.extend(self._embed_group(group))
+            if self.memory:
+                C.llama_memory_clear(self.memory, True)
+            out.extend(self.embed_decode(list(enumerate(group))))
             i += len(group)
         return out, sum(len(t) for t in inputs)
 
-    def _embed_group(self, group: list[list[int]]) -> list[list[float]]:
+    def embed_decode(self, group: list[tuple[int, list[int]]]) -> list[list[float]]:
+        """One decode of whole inputs, each `(sequence id, tokens)` from position 0, with
+        embeddings on; their pooled vectors. Every row is an output: llama.cpp wants that of
+        an embedding decode (and would override the flags with a warning)."""
         b = self.batch.batch
         n = 0
-        for seq, tokens in enumerate(group):
+        for seq, tokens in group:
             for pos, token in enumerate(tokens):
                 b.token[n] = token
                 b.pos[n] = pos
@@ -380,13 +405,11 @@ class LoadedModel:
                 b.logits[n] = 1
                 n += 1
         b.n_tokens = n
-        if self.memory:
-            C.llama_memory_clear(self.memory, True)
         rc = C.llama_decode(self.ctx, b)
         if rc != 0:
             raise RuntimeError(f"llama_decode failed while embedding (code {rc})")
         vectors = []
-        for seq in range(len(group)):
+        for seq, _ in group:
             ptr = C.llama_get_embeddings_seq(self.ctx, seq)
             if not ptr:
                 raise RuntimeError("the model returned no pooled embedding")

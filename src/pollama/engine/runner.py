@@ -29,6 +29,7 @@ import time
 import traceback
 from typing import Any
 
+import numpy as np
 from llama_cpp import llama_cpp as C
 
 from pollama.engine import protocol
@@ -82,6 +83,18 @@ class Request:
         self.cached = 0
         self.prompt_ns = 0
         self.eval_ns = 0
+
+
+class EmbedJob:
+    """One embed request on a generative runner: its inputs' tokens and the vectors so far."""
+
+    __slots__ = ("id", "inputs", "n_tokens", "vectors")
+
+    def __init__(self, rid: Any, inputs: list[list[int]]) -> None:
+        self.id = rid
+        self.inputs = inputs
+        self.vectors: list[list[float] | None] = [None] * len(inputs)
+        self.n_tokens = sum(len(t) for t in inputs)
 
 
 class Slot:
@@ -141,6 +154,8 @@ class Runner:
         self.slots = [Slot(i) for i in range(model.num_parallel)]
         self.active: list[Slot] = []  # slots serving a request, by sequence id
         self.queue: collections.deque[Request] = collections.deque()
+        # Embed requests waiting for free slots: (job, index of its next input to embed).
+        self.embeds: collections.deque[tuple[EmbedJob, int]] = collections.deque()
         self.running = True
         self._clock = 0
         self._prompt_cap = self.n_batch
@@ -254,14 +269,20 @@ class Runner:
 
     def _embed(self, msg: dict[str, Any]) -> None:
         rid = msg.get("id")
-        if not self.model.options.embedding:
-            self._error(rid, "this runner was not started for embeddings (--embedding)")
-            return
         try:
             texts = msg.get("texts")
             if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
                 raise ValueError("texts must be a list of strings")
-            vectors, n_tokens = self.model.embed(texts, bool(msg.get("truncate", True)))
+            truncate = bool(msg.get("truncate", True))
+            if not self.model.options.embedding:
+                # A generative runner embeds in its free slots, between generation steps.
+                job = EmbedJob(rid, [self.model.embed_tokens(t, truncate) for t in texts])
+                if not texts:
+                    self.outbox.send({"id": rid, "embeddings": [], "prompt_eval_count": 0})
+                    return
+                self.embeds.extend((job, i) for i in range(len(texts)))
+                return
+            vectors, n_tokens = self.model.embed(texts, truncate)
         except ValueError as e:
             self._error(rid, str(e))
             return
@@ -275,19 +296,128 @@ class Runner:
     def serve(self, inbox: queue.SimpleQueue[dict[str, Any]]) -> None:
         """Run until shutdown (or stdin EOF): take messages, admit requests, step the batch."""
         while self.running:
-            if not self.active and not self.queue:
+            if not self.active and not self.queue and not self.embeds:
                 self.dispatch(inbox.get())
             t0 = _now()
             while not inbox.empty():
                 self.dispatch(inbox.get())
             if self.queue:
                 self._admit()
+            if self.embeds and self.running:
+                self._embed_step()
             if self.active and self.running:
                 self._step(t0)
         for slot in list(self.active):
             self._finish(slot, "cancel")
         while self.queue:
             self.queue.popleft().chain.close()
+        self.embeds.clear()
+
+    # -- embeddings on a generative runner -------------------------------------------------
+
+    def _embed_step(self) -> None:
+        """Embed waiting inputs in the free slots: one decode of its own, never mixed with
+        generation rows, with embeddings switched on for it alone (pooled on the last token).
+
+        Short inputs share a decode (one free slot each, num_batch tokens in all); an input
+        longer than num_batch is fed in chunks without outputs first, so only its last chunk
+        is decoded as embeddings. Each slot used is cleared before and after: its cached
+        prefix is given up, and no other slot's cells are touched. A step embeds what fits,
+        then generation goes on; the rest waits for the next step."""
+        free = sorted((s for s in self.slots if s.request is None),
+                      key=lambda s: (len(s.tokens) > 0, s.last_used))
+        if not free:
+            return  # every slot generates: wait for one, as a queued completion does
+        group: list[tuple[Slot, EmbedJob, int]] = []
+        used = 0
+        while self.embeds and len(group) < len(free):
+            job, index = self.embeds[0]
+            n = len(job.inputs[index])
+            if group and used + n > self.n_batch:
+                break
+            self.embeds.popleft()
+            group.append((free[len(group)], job, index))
+            used += n
+        mem, ctx = self.model.memory, self._ctx
+        for slot, _, _ in group:
+            C.llama_memory_seq_rm(mem, slot.seq, -1, -1)
+            slot.tokens.clear()
+        failed: Exception | None = None
+        try:
+            if len(group) == 1 and used > self.n_batch:
+                slot, job, index = group[0]
+                tokens = job.inputs[index]
+                cut = len(tokens) - (len(tokens) - 1) % self.n_batch - 1
+                self._feed(slot.seq, tokens[:cut])  # whole batches, no outputs
+                rows = [(slot.seq, tokens[cut:], cut)]
+            else:
+                rows = [(slot.seq, job.inputs[index], 0) for slot, job, index in group]
+            C.llama_set_embeddings(ctx, True)
+            try:
+                vectors = self._decode_embeddings(rows)
+            finally:
+                C.llama_set_embeddings(ctx, False)
+        except RuntimeError as e:
+            failed = e
+        for slot, _, _ in group:
+            C.llama_memory_seq_rm(mem, slot.seq, -1, -1)
+            self._clock += 1
+            slot.last_used = self._clock
+        done: list[EmbedJob] = []
+        for k, (_, job, index) in enumerate(group):
+            if failed is not None:
+                if job not in done:
+                    done.append(job)
+                continue
+            job.vectors[index] = vectors[k]
+            if all(v is not None for v in job.vectors):
+                done.append(job)
+        for job in done:
+            if failed is not None:
+                self.embeds = collections.deque(e for e in self.embeds if e[0] is not job)
+                self._error(job.id, str(failed), protocol.CODE_INTERNAL)
+            else:
+                self.outbox.send({"id": job.id, "embeddings": job.vectors,
+                                  "prompt_eval_count": job.n_tokens})
+
+    def _feed(self, seq: int, tokens: list[int]) -> None:
+        """Decode tokens into a sequence's cells from position 0, num_batch at a time, with
+        no outputs (the prefix of a long input to embed)."""
+        b = self._batch
+        for start in range(0, len(tokens), self.n_batch):
+            chunk = tokens[start:start + self.n_batch]
+            for j, token in enumerate(chunk):
+                self._token[j] = token
+                self._pos[j] = start + j
+                self._seq_rows[j][0] = seq
+                self._logits[j] = 0
+            b.n_tokens = len(chunk)
+            rc = C.llama_decode(self._ctx, b)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode failed while embedding (code {rc})")
+
+    def _decode_embeddings(self, rows: list[tuple[int, list[int], int]]) -> list[list[float]]:
+        """One embeddings decode of `(sequence, tokens, first position)` rows; pooled vectors."""
+        n = 0
+        for seq, tokens, base in rows:
+            for j, token in enumerate(tokens):
+                self._token[n] = token
+                self._pos[n] = base + j
+                self._seq_rows[n][0] = seq
+                self._logits[n] = 1  # an embeddings decode outputs every row (llama.cpp)
+                n += 1
+        self._batch.n_tokens = n
+        rc = C.llama_decode(self._ctx, self._batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode failed while embedding (code {rc})")
+        model = self.model
+        vectors = []
+        for seq, _, _ in rows:
+            ptr = C.llama_get_embeddings_seq(self._ctx, seq)
+            if not ptr:
+                raise RuntimeError("the model returned no pooled embedding")
+            vectors.append(np.ctypeslib.as_array(ptr, shape=(model.n_embd,)).tolist())
+        return vectors
 
     def _admit(self) -> None:
         """Give queued requests the free slot whose cache shares the longest prefix."""

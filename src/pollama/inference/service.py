@@ -30,8 +30,9 @@ from pollama.errors import (
 )
 from pollama.formats import options as opts
 from pollama.go import go_time
+from pollama.inference.embed import embed_inputs
 from pollama.inference.grammar import request_grammar, split_grammar
-from pollama.inference.requests import ChatRequest, GenerateRequest
+from pollama.inference.requests import ChatRequest, EmbedRequest, GenerateRequest
 from pollama.inference.scheduler import (
     LoadSpec,
     RunnerLike,
@@ -190,8 +191,11 @@ class Inference:
             raise SpeculativeDecodingUnsupported()
         return merged
 
-    def load_spec(self, info: ModelInfo, options: dict[str, Any], *,
-                  embedding: bool = False) -> tuple[LoadSpec, int]:
+    def load_spec(self, info: ModelInfo, options: dict[str, Any]) -> tuple[LoadSpec, int]:
+        """How a model's runner starts. A generative model has one runner for every request
+        (it embeds in free slots); an embedding-only model (a `pooling_type`, no completion)
+        gets a dedicated embedding runner, one slot, num_batch min(2048, num_ctx) unless set
+        (EMB-05)."""
         if info.model.model_path is None:
             raise BadRequest(f"{info.model.stored.name.display_long()} has no model weights")
         kv = info.gguf.kv if info.gguf else {}
@@ -199,8 +203,10 @@ class Inference:
         num_ctx = self.scheduler.default_num_ctx(info.n_ctx_train, options.get("num_ctx"))
         kv_slot = estimate_kv_bytes(kv, arch, num_ctx, self.config.kv_cache_type or "f16")
         file_size = info.model.model_path.stat().st_size
-        embedding = embedding or ("embedding" in info.capabilities and \
-            "completion" not in info.capabilities)
+        embedding = "embedding" in info.capabilities and "completion" not in info.capabilities
+        num_batch = options.get("num_batch")
+        if num_batch is None and embedding:
+            num_batch = min(2048, num_ctx)
         existing = next((r for r in self.scheduler.runners.values()
                          if r.spec.model_path == str(info.model.model_path)), None)
         parallel = (existing.spec.num_parallel if existing else
@@ -210,7 +216,7 @@ class Inference:
             adapters=tuple(str(p) for p in info.model.adapter_paths),
             projector=str(info.model.projector_paths[0]) if info.model.projector_paths else None,
             num_ctx=num_ctx, num_parallel=parallel,
-            num_batch=int(options.get("num_batch") or 512),
+            num_batch=int(num_batch or 512),
             num_thread=int(options.get("num_thread") or 0),
             num_gpu=int(options.get("num_gpu", -1) if options.get("num_gpu") is not None else -1),
             use_mmap=bool(options.get("use_mmap", True)),
@@ -218,9 +224,9 @@ class Inference:
         )
         return spec, file_size + kv_slot * parallel
 
-    def _acquire(self, info: ModelInfo, options: dict[str, Any], keep_alive: float | None,
-                 *, embedding: bool = False) -> Any:
-        spec, estimate = self.load_spec(info, options, embedding=embedding)
+    def _acquire(self, info: ModelInfo, options: dict[str, Any],
+                 keep_alive: float | None) -> Any:
+        spec, estimate = self.load_spec(info, options)
         stored = info.model.stored
         details = model_details(info.model.config)  # /api/ps shows no parent_model (Ollama)
         return self.scheduler.acquire(lambda: spec, name=stored.name.display_shortest(),
@@ -538,6 +544,12 @@ class Inference:
         return {"prompt": prompt, "options": options, "grammar": grammar,
                 "shift": shift is not False, "logprobs": logprobs or top_logprobs > 0,
                 "top_logprobs": top_logprobs, "stream": stream}
+
+    # -- embeddings ------------------------------------------------------------------------
+
+    async def embed(self, req: EmbedRequest) -> dict[str, Any]:
+        """`/api/embed` (and the OpenAI dialect's `/v1/embeddings`): Ollama's EmbedResponse."""
+        return await embed_inputs(self, req)
 
     # -- /api/ps ---------------------------------------------------------------------------
 

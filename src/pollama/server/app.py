@@ -23,6 +23,7 @@ from pollama.errors import PollamaError
 from pollama.inference.scheduler import StartRunner
 from pollama.inference.service import Inference
 from pollama.server.anthropic import routes as anthropic_routes
+from pollama.server.native import embed as embed_routes
 from pollama.server.native import generate as generate_routes
 from pollama.server.native import models as model_routes
 from pollama.server.native import tokens as token_routes
@@ -143,6 +144,7 @@ def create_app(config: Config, *, prune: bool = True,
 
     app.include_router(model_routes.router)
     app.include_router(generate_routes.router)
+    app.include_router(embed_routes.router)
     app.include_router(transfer_routes.router)
     app.include_router(token_routes.router)
     app.include_router(anthropic_routes.router)
