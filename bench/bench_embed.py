@@ -6,8 +6,8 @@ Embeddings per second for 64 sentences: one `/api/embed` request (a real `pollam
 all-MiniLM-L6-v2 BERT GGUF of tests/bert.py created through the official client) against a
 direct llama-cpp-python loop in this process (`llama_cpp.Llama(path, embedding=True)`, one
 `embed()` call per sentence), and its batched form (one `embed()` call for all 64) for context.
-Same GGUF, same threads, same OpenMP wait policy. Each round runs both back to back (alternating order); the ratio is the
-median of the per-round ratios. Target: server / loop >= 0.9.
+Same GGUF, same threads, same OpenMP wait policy. Each round runs both back to back (alternating
+order); the ratio is the median of the per-round ratios. Target: server / loop >= 0.9.
 
 `--model smollm2` embeds with the bundled SmolLM2 instead (a generative model: the server
 embeds in its chat runner's free slots, pooling the last token).
