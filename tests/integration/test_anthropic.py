@@ -144,8 +144,17 @@ def test_stop_sequences_cut_the_answer(client, smol):
     cut = client.messages.create(model=smol, max_tokens=24, messages=ASK, extra_body=GREEDY,
                                  stop_sequences=[stop])
     assert text_of(cut) == full[:full.index(stop)]
-    # the native stream does not say which stop ended it: end_turn, as Ollama answers
-    assert cut.stop_reason == "end_turn" and cut.stop_sequence is None
+    # beyond Ollama (end_turn): the answer says which of the request's sequences ended it
+    assert cut.stop_reason == "stop_sequence" and cut.stop_sequence == stop
+    with client.messages.stream(model=smol, max_tokens=24, messages=ASK, extra_body=GREEDY,
+                                stop_sequences=["never-written", stop]) as stream:
+        streamed = stream.get_final_message()
+    assert streamed.stop_reason == "stop_sequence" and streamed.stop_sequence == stop
+    # the native API keeps Ollama's fields: no stop_sequence there
+    native = httpx.post(f"{client.base_url}".removesuffix("/") + "/api/chat", timeout=300,
+                        json={"model": smol, "messages": [{"role": "user", "content": "Hi"}],
+                              "stream": False, "options": {**GREEDY, "stop": [stop]}}).json()
+    assert "stop_sequence" not in native and native["done"] is True
 
 
 def test_json_schema_output_format(client, smol):

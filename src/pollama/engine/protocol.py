@@ -36,7 +36,8 @@ Responses (runner → server), each carrying the request's `id`:
                 ... (text may batch several tokens when the server reads slowly), then
                 {"id", "done": true, "done_reason": "stop" | "length", "prompt_eval_count",
                  "prompt_eval_duration", "eval_count", "eval_duration", "prompt_cached",
-                 "truncated", "tokens": [prompt + generated ids]}
+                 "truncated", "tokens": [prompt + generated ids],
+                 "stop_sequence"?: the stop string that ended it}
     tokenize    {"id", "tokens": [...]}
     detokenize  {"id", "text": "..."}
     embed       {"id", "embeddings": [[...], ...], "prompt_eval_count": n}

@@ -662,10 +662,11 @@ class Runner:
         self.active.remove(slot)
 
     def _done(self, req: Request, reason: str) -> None:
+        done: dict[str, Any] = {"id": req.id, "done": True, "done_reason": reason}
+        if reason == "stop" and req.stream.matched is not None:
+            done["stop_sequence"] = req.stream.matched  # which stop string ended the answer
         self.outbox.send({
-            "id": req.id,
-            "done": True,
-            "done_reason": reason,
+            **done,
             "prompt_eval_count": len(req.prompt),
             "prompt_eval_duration": req.prompt_ns,
             "eval_count": len(req.generated),

@@ -16,13 +16,14 @@ _utf8_decode = codecs.utf_8_decode
 class TextStream:
     """Incremental detokenizer with stop-string matching for one generation."""
 
-    __slots__ = ("_held", "_partial", "_stops", "stopped")
+    __slots__ = ("_held", "_partial", "_stops", "matched", "stopped")
 
     def __init__(self, stops: Sequence[str] = ()) -> None:
         self._partial = b""  # the start of a character whose other bytes have not come yet
         self._stops = tuple(s for s in stops if s)
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop string that ended the text
 
     def push(self, piece: bytes) -> str:
         """Feed one token's bytes; return the text that is now safe to emit.
@@ -43,7 +44,7 @@ class TextStream:
         for stop in self._stops:
             i = text.find(stop)
             if i >= 0 and (cut < 0 or i < cut):
-                cut = i
+                cut, self.matched = i, stop
         if cut >= 0:
             self.stopped = True
             self._held = ""

@@ -75,6 +75,10 @@ def validate_think(value: Any) -> bool | str | None:
     raise BadRequest(f"think must be a boolean or string, got {type(value).__name__}")
 
 
+# The done chunk names the stop string that ended an answer under this key; the native API
+# drops it (Ollama has no such field), the Anthropic dialect reports it as `stop_sequence`.
+STOP_SEQUENCE = "stop_sequence"
+
 DEFAULT_TEMPLATE = "{{ .Prompt }}"  # Ollama's template for models without one (TPL-03)
 
 
@@ -338,6 +342,8 @@ class Inference:
                         if not req.raw:
                             res["context"] = chunk.get("tokens", [])
                         res.update(_metrics(chunk, started, load_ns))
+                        if chunk.get("stop_sequence") is not None:
+                            res[STOP_SEQUENCE] = chunk["stop_sequence"]
                     elif chunk.get("logprobs"):
                         res["logprobs"] = chunk["logprobs"]
                     yield res
@@ -463,6 +469,8 @@ class Inference:
                         if done:
                             res["done_reason"] = chunk.get("done_reason", "stop")
                             res.update(_metrics(chunk, started, load_ns))
+                            if chunk.get("stop_sequence") is not None:
+                                res[STOP_SEQUENCE] = chunk["stop_sequence"]
                         elif chunk.get("logprobs"):
                             res["logprobs"] = chunk["logprobs"]
                         yield res

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from pollama.inference.service import STOP_SEQUENCE
 
 
 def stop_reason(done_reason: str | None, tool_calls: bool) -> str | None:
-    """Ollama's `mapStopReason`: tool calls win, `stop` → `end_turn`, `length` → `max_tokens`.
-
-    The native stream says `stop` both at the end of a turn and at a stop sequence, so a stop
-    sequence reads as `end_turn` (as in Ollama) and `stop_sequence` stays null.
-    """
+    """Ollama's `mapStopReason`: tool calls win, `stop` → `end_turn`, `length` → `max_tokens`."""
     if tool_calls:
         return "tool_use"
     if done_reason == "stop":
@@ -18,6 +17,18 @@ def stop_reason(done_reason: str | None, tool_calls: bool) -> str | None:
     if done_reason == "length":
         return "max_tokens"
     return "stop_sequence" if done_reason else None
+
+
+def stop_fields(done: dict[str, Any], tool_calls: bool,
+                stop_sequences: Sequence[str]) -> dict[str, str | None]:
+    """`stop_reason` and `stop_sequence` of a finished answer. Beyond Ollama (which says
+    `end_turn`): an answer ended by one of the request's `stop_sequences` says which one; a stop
+    string of the model's own (its Modelfile's `PARAMETER stop`) ends the turn."""
+    matched = done.get(STOP_SEQUENCE)
+    if not tool_calls and done.get("done_reason") == "stop" and matched in stop_sequences:
+        return {"stop_reason": "stop_sequence", "stop_sequence": matched}
+    return {"stop_reason": stop_reason(done.get("done_reason"), tool_calls),
+            "stop_sequence": None}
 
 
 def usage(chunk: dict[str, Any]) -> dict[str, int]:
@@ -39,7 +50,8 @@ def tool_use_block(call: dict[str, Any], input_: Any) -> dict[str, Any]:
 
 
 def to_message(collapsed: dict[str, Any], message_id: str, model: str, *,
-               omit_thinking: bool = False) -> dict[str, Any]:
+               omit_thinking: bool = False, stop_sequences: Sequence[str] = ()
+               ) -> dict[str, Any]:
     """`collapse_chat`'s one object → the Anthropic message."""
     message = collapsed.get("message") or {}
     content: list[dict[str, Any]] = []
@@ -51,6 +63,5 @@ def to_message(collapsed: dict[str, Any], message_id: str, model: str, *,
     for call in calls:
         content.append(tool_use_block(call, (call.get("function") or {}).get("arguments") or {}))
     return {"id": message_id, "type": "message", "role": "assistant", "model": model,
-            "content": content,
-            "stop_reason": stop_reason(collapsed.get("done_reason"), bool(calls)),
-            "stop_sequence": None, "usage": usage(collapsed)}
+            "content": content, **stop_fields(collapsed, bool(calls), stop_sequences),
+            "usage": usage(collapsed)}

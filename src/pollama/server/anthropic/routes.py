@@ -53,12 +53,15 @@ async def _messages(request: Request, server: ServerState, request_id: str) -> R
     chat = _relax_thinking(server, translated.chat)
     message_id = new_id("msg")
     native = server.inference.chat(chat)
+    stops = (chat.options or {}).get("stop") or []
     if not translated.stream:
         collapsed = collapse_chat([chunk async for chunk in native])
         return JSONResponse(to_message(collapsed, message_id, chat.model,
-                                       omit_thinking=translated.omit_thinking),
+                                       omit_thinking=translated.omit_thinking,
+                                       stop_sequences=stops),
                             headers={"request-id": request_id})
-    converter = StreamConverter(message_id, chat.model, omit_thinking=translated.omit_thinking)
+    converter = StreamConverter(message_id, chat.model, omit_thinking=translated.omit_thinking,
+                                stop_sequences=stops)
     return await message_stream_response(native, chat, converter, request_id)
 
 

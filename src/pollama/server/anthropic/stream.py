@@ -16,14 +16,14 @@ starts; a tool call is a whole block (its arguments JSON in one delta), as in Ol
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 from fastapi.responses import StreamingResponse
 
 from pollama.inference.requests import ChatRequest
 from pollama.server.anthropic.errors import error_body
-from pollama.server.anthropic.response import stop_reason, thinking_block, tool_use_block, usage
+from pollama.server.anthropic.response import stop_fields, thinking_block, tool_use_block, usage
 from pollama.server.streaming import sse_response
 
 
@@ -41,10 +41,12 @@ def estimate_input_tokens(req: ChatRequest) -> int:
 class StreamConverter:
     """Turns native chat chunks into Anthropic events, keeping the open block's kind."""
 
-    def __init__(self, message_id: str, model: str, *, omit_thinking: bool = False) -> None:
+    def __init__(self, message_id: str, model: str, *, omit_thinking: bool = False,
+                 stop_sequences: Sequence[str] = ()) -> None:
         self.message_id = message_id
         self.model = model
         self.omit_thinking = omit_thinking
+        self.stop_sequences = stop_sequences
         self.index = -1  # of the last block started
         self.open: str | None = None  # kind of the block still open
         self.tool_calls = 0
@@ -97,9 +99,8 @@ class StreamConverter:
         if chunk.get("done"):
             events += self._close()
             events.append({"type": "message_delta",
-                           "delta": {"stop_reason": stop_reason(chunk.get("done_reason"),
-                                                                self.tool_calls > 0),
-                                     "stop_sequence": None},
+                           "delta": stop_fields(chunk, self.tool_calls > 0,
+                                                self.stop_sequences),
                            "usage": usage(chunk)})
             events.append({"type": "message_stop"})
         return events

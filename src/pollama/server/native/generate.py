@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from pollama.inference.collapse import collapse_chat, collapse_generate
+from pollama.inference.service import STOP_SEQUENCE
 from pollama.server.native.models import body_schema
 from pollama.server.native.types import ChatRequest, GenerateRequest, parse_body
 from pollama.server.state import State
@@ -16,10 +18,21 @@ from pollama.server.streaming import ndjson_response
 router = APIRouter()
 
 
+async def native(events: AsyncGenerator[dict[str, Any], None]
+                 ) -> AsyncGenerator[dict[str, Any], None]:
+    """Ollama's objects: without the stop string the service names for other dialects."""
+    try:
+        async for event in events:
+            event.pop(STOP_SEQUENCE, None)
+            yield event
+    finally:
+        await events.aclose()
+
+
 @router.post("/api/generate", openapi_extra=body_schema(GenerateRequest))
 async def generate(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), GenerateRequest)
-    events = server.inference.generate(req)
+    events = native(server.inference.generate(req))
     if req.stream is False:
         return JSONResponse(collapse_generate([c async for c in events]))
     return await ndjson_response(events)
@@ -28,7 +41,7 @@ async def generate(request: Request, server: State) -> Response:
 @router.post("/api/chat", openapi_extra=body_schema(ChatRequest))
 async def chat(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), ChatRequest)
-    events = server.inference.chat(req)
+    events = native(server.inference.chat(req))
     if req.stream is False:
         return JSONResponse(collapse_chat([c async for c in events]))
     return await ndjson_response(events)
