@@ -26,6 +26,7 @@ from pollama.server.native import generate as generate_routes
 from pollama.server.native import models as model_routes
 from pollama.server.native import transfer as transfer_routes
 from pollama.server.native.transfer import pull_for_create
+from pollama.server.openai import router as openai_router
 from pollama.server.state import ServerState
 from pollama.store import Store
 
@@ -142,6 +143,7 @@ def create_app(config: Config, *, prune: bool = True,
     app.include_router(model_routes.router)
     app.include_router(generate_routes.router)
     app.include_router(transfer_routes.router)
+    app.include_router(openai_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
