@@ -23,20 +23,27 @@ def format_grammar(fmt: Any) -> str | None:
     """`format` → GBNF: "json" any object, a JSON schema its own grammar (spec GF-10)."""
     if fmt is None or fmt == "" or fmt == "null":
         return None
-    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
+    from llama_cpp.llama_grammar import JSON_GBNF
 
     if fmt == "json":
         return JSON_GBNF
     if isinstance(fmt, dict):
         try:
-            grammar = json_schema_to_gbnf(json.dumps(fmt))
+            return schema_grammar(fmt)
         except Exception as err:
             raise BadRequest(f"invalid format: {json.dumps(fmt)}; expected \"json\" or a "
                              f"valid JSON Schema object ({err})") from None
-        # llama-cpp-python lets raw control characters into strings, which JSON forbids;
-        # use llama.cpp's own rule (as llama-server's converter does)
-        return _CHAR_RULE.sub(lambda _m: _STRICT_CHAR, grammar)
     raise BadRequest(f'invalid format: "{fmt}"; expected "json" or a valid JSON Schema object')
+
+
+def schema_grammar(schema: dict[str, Any]) -> str:
+    """A JSON schema → the GBNF of the JSON values it allows (root rule `root`)."""
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    grammar = json_schema_to_gbnf(json.dumps(schema))
+    # llama-cpp-python lets raw control characters into strings, which JSON forbids;
+    # use llama.cpp's own rule (as llama-server's converter does)
+    return _CHAR_RULE.sub(lambda _m: _STRICT_CHAR, grammar)
 
 
 # -- raw GBNF grammars -----------------------------------------------------------------------

@@ -94,3 +94,21 @@ class EmbedRequest(Request):
     dimensions: int | None = Field(None, description="keep the first N values, re-normalized")
     options: dict[str, Any] | None = Field(None, description="runtime options")
     keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
+
+
+class TokenizeRequest(Request):
+    """`/api/tokenize` (beyond Ollama): text → the model's token ids."""
+
+    model: str = Field("", description="model name")
+    content: str = Field("", description="the text to tokenize")
+    options: dict[str, Any] | None = Field(None, description="runtime options")
+    keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
+
+
+class DetokenizeRequest(Request):
+    """`/api/detokenize` (beyond Ollama): token ids → text."""
+
+    model: str = Field("", description="model name")
+    tokens: list[int] = Field(default_factory=list, description="token ids to turn into text")
+    options: dict[str, Any] | None = Field(None, description="runtime options")
+    keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")

@@ -42,6 +42,7 @@ from pollama.inference.scheduler import (
     parse_keep_alive,
 )
 from pollama.inference.thinking import ThinkingParser, strip_thinking
+from pollama.inference.tool_choice import resolve_tool_choice
 from pollama.inference.tools import ToolCallParser
 from pollama.models.details import model_details
 from pollama.models.info import ModelInfo, build
@@ -243,6 +244,31 @@ class Inference:
             pass
         return "load"
 
+    # -- tokenize / detokenize (beyond Ollama: ollama/ollama#3582) --------------------------
+
+    async def tokenize(self, model: str, text: str, *, keep_alive: Any = None,
+                       options: dict[str, Any] | None = None) -> list[int]:
+        """`text` → the model's token ids, special tokens parsed, BOS added as a prompt gets it."""
+        info = self.model_info(model, required_text="model is required")
+        merged = self.merged_options(info, options)
+        async with self._acquire(info, merged, parse_keep_alive(keep_alive)) as runner:
+            return list(await runner.started().tokenize(text, add_special=True,
+                                                        parse_special=True))
+
+    async def detokenize(self, model: str, tokens: list[int], *, keep_alive: Any = None,
+                         options: dict[str, Any] | None = None) -> str:
+        """Token ids → text, special tokens written out."""
+        info = self.model_info(model, required_text="model is required")
+        merged = self.merged_options(info, options)
+        async with self._acquire(info, merged, parse_keep_alive(keep_alive)) as runner:
+            handle = runner.started()
+            n_vocab = int(handle.info.get("n_vocab") or 0)
+            bad = [t for t in tokens if not 0 <= t < n_vocab]
+            if bad:
+                raise BadRequest(f"token id {bad[0]} is out of range: the vocabulary of "
+                                 f"{model} has {n_vocab} tokens")
+            return await handle.detokenize(tokens)
+
     # -- generate --------------------------------------------------------------------------
 
     async def generate(self, req: GenerateRequest) -> AsyncGenerator[dict[str, Any], None]:
@@ -360,12 +386,19 @@ class Inference:
             return
         if "completion" not in info.capabilities:
             raise BadRequest(f'"{req.model}" does not support chat')
-        if req.tools:
+        choice = resolve_tool_choice(req.tool_choice, req.parallel_tool_calls, req.tools)
+        tools = req.tools if choice.mode != "none" else None
+        if tools:
             self.check_capabilities(info, ["tools"])
         if not req.debug_render_only and any(m.get("images") for m in request_messages):
             raise ImagesUnsupported()
         think = self._resolve_think(info, think, req.model)
         grammar = request_grammar(req.format, raw_grammar)
+        if tools and choice.forced:
+            if grammar is not None:
+                raise BadRequest("a required tool_choice cannot be combined with format or "
+                                 "grammar")
+            grammar = choice.grammar(tools, info.template.tool_tag())
         messages = drop_old_thinking(info, list(info.model.messages) + request_messages)
         if info.model.system and request_messages[0].get("role") != "system":
             messages.insert(0, {"role": "system", "content": info.model.system})
@@ -374,15 +407,15 @@ class Inference:
             load_ns = time.perf_counter_ns() - started
             handle = runner.started()
             prompt, _dropped = await self._fit(info, runner, messages, options, req.truncate,
-                                               req.tools, think)
+                                               tools, think)
             if req.debug_render_only:
                 yield {"model": req.model, "created_at": now_rfc3339(),
                        "_debug_info": {"rendered_template": prompt, "image_count": sum(
                            len(m.get("images") or []) for m in messages)}}
                 return
             thinking_parser = self._thinking_parser(info, think, prompt)
-            tool_parser = (ToolCallParser(info.template.tool_tag(), req.tools)
-                           if req.tools else None)
+            tool_parser = (ToolCallParser(info.template.tool_tag(), tools, choice.max_calls)
+                           if tools else None)
             out = Output(thinking_parser, tool_parser)
             # GF-11: with thinking, `format` only applies once the thinking is over: run
             # unconstrained until content starts, then render the thinking back and go again.
@@ -438,7 +471,7 @@ class Inference:
                     messages = [*messages, {"role": "assistant", "content": "",
                                             "thinking": out.thought}]
                     prompt, _dropped = await self._fit(info, runner, messages, options,
-                                                       req.truncate, req.tools, think)
+                                                       req.truncate, tools, think)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from `template.jinja.jinja_tool_tag`. `ToolCallParser` works as Ollama's `tools.
   `function.index`, with ids `call_` + 8 characters.
 * When the tag is `{` or `[`, JSON is only tried if it is the first thing the model writes, and a
   first value that is not a call ends tool parsing: the text is content.
+* With `max_calls` (a request that allows no parallel calls) later calls are read and dropped.
 * When the output ends and no call was found, the buffered text (tag included) is content:
   malformed JSON never disappears and never raises.
 """
@@ -85,9 +86,10 @@ class _State(Enum):
 class ToolCallParser:
     """Feed raw output to `add`; it returns the tool calls complete so far and the content."""
 
-    def __init__(self, tag: str, tools: list[Any] | None) -> None:
+    def __init__(self, tag: str, tools: list[Any] | None, max_calls: int | None = None) -> None:
         self.tag = tag or "{"
         self.names = _tool_names(tools)
+        self.max_calls = max_calls  # calls past it are read and dropped (no parallel calls)
         self.count = 0
         self._state = _State.LOOKING
         self._buffer = ""
@@ -191,6 +193,8 @@ class ToolCallParser:
             calls.append(found)
         out = []
         for name, arguments in calls:
+            if self.max_calls is not None and self.count >= self.max_calls:
+                break
             out.append({"id": tool_call_id(),
                         "function": {"index": self.count, "name": name,
                                      "arguments": arguments}})

@@ -24,6 +24,7 @@ from pollama.inference.scheduler import StartRunner
 from pollama.inference.service import Inference
 from pollama.server.native import generate as generate_routes
 from pollama.server.native import models as model_routes
+from pollama.server.native import tokens as token_routes
 from pollama.server.native import transfer as transfer_routes
 from pollama.server.native.transfer import pull_for_create
 from pollama.server.openai import router as openai_router
@@ -143,6 +144,7 @@ def create_app(config: Config, *, prune: bool = True,
     app.include_router(model_routes.router)
     app.include_router(generate_routes.router)
     app.include_router(transfer_routes.router)
+    app.include_router(token_routes.router)
     app.include_router(openai_router)
 
     def openapi() -> dict[str, Any]:
