@@ -78,10 +78,6 @@ def test_tool_choice_and_parallel_tool_calls_pass_through() -> None:
     named = {"type": "function", "function": {"name": "f"}}
     out = native(tool_choice=named, parallel_tool_calls=False)
     assert out["tool_choice"] == named and out["parallel_tool_calls"] is False
-    with pytest.raises(BadRequest, match="invalid tool_choice"):
-        native(tool_choice="sometimes")
-    with pytest.raises(BadRequest, match="invalid tool_choice"):
-        native(tool_choice={"type": "function", "function": {}})
 
 
 def test_logprobs_and_debug_render() -> None:

@@ -178,7 +178,6 @@ def test_responses_input_items_to_messages() -> None:
      "file inputs are not currently supported"),
     ({"tools": [{"type": "web_search"}]}, "'web_search' tools are not supported"),
     ({"reasoning": {"effort": "lots"}}, "invalid reasoning value"),
-    ({"tool_choice": {"type": "file_search"}}, "invalid tool_choice"),
 ])
 def test_responses_refusals(body: dict[str, Any], text: str) -> None:
     with pytest.raises(BadRequest, match=text):
@@ -201,7 +200,7 @@ def test_responses_request_options_tools_and_format() -> None:
         {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}},
         {"type": "function", "function": {"name": "ns.g", "description": "G", "parameters": {
             "type": "object", "properties": {}}}}]
-    assert req.tool_choice == {"type": "function", "function": {"name": "f"}}
+    assert req.tool_choice == {"type": "function", "name": "f"}
     assert req.parallel_tool_calls is False and req.format == {"type": "object"}
     assert req.think is False and req.truncate is False and req.stream is False
     assert convert_tools(None) == []

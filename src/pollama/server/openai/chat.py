@@ -78,19 +78,6 @@ class ChatCompletionRequest(Body):
 # -- request ---------------------------------------------------------------------------------
 
 
-def check_tool_choice(choice: Any) -> Any:
-    """OpenAI's `tool_choice` forms, passed on as they are (the sampler enforces them)."""
-    if choice is None or choice in ("auto", "none", "required"):
-        return choice
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        function = choice.get("function")
-        if isinstance(function, dict) and isinstance(function.get("name"), str) \
-                and function["name"]:
-            return {"type": "function", "function": {"name": function["name"]}}
-    raise BadRequest('invalid tool_choice: expected "auto", "none", "required" or '
-                     '{"type": "function", "function": {"name": "<tool name>"}}')
-
-
 def response_format(value: dict[str, Any] | None) -> Any:
     """`response_format` → native `format`: "json" for json_object, the schema for json_schema."""
     if value is None:
@@ -221,7 +208,7 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
         "model": body.model,
         "messages": convert_messages(body.messages),
         "tools": body.tools,
-        "tool_choice": check_tool_choice(body.tool_choice),
+        "tool_choice": body.tool_choice,  # checked and enforced by the inference service
         "parallel_tool_calls": body.parallel_tool_calls,
         "stream": bool(body.stream),
         "format": response_format(body.response_format),

@@ -208,17 +208,6 @@ def convert_tools(tools: list[dict[str, Any]] | None, prefix: str = "") -> list[
     return out
 
 
-def tool_choice(choice: Any) -> Any:
-    """Responses' `tool_choice` → the chat form the native request carries."""
-    if choice is None or choice in ("auto", "none", "required"):
-        return choice
-    if isinstance(choice, dict) and choice.get("type") == "function" and \
-            isinstance(choice.get("name"), str) and choice["name"]:
-        return {"type": "function", "function": {"name": choice["name"]}}
-    raise BadRequest('invalid tool_choice: expected "auto", "none", "required" or '
-                     '{"type": "function", "name": "<tool name>"}')
-
-
 def text_format(text: dict[str, Any] | None) -> Any:
     fmt = (text or {}).get("format")
     if not isinstance(fmt, dict):
@@ -252,7 +241,7 @@ def to_chat_request(body: ResponsesRequest) -> ChatRequest:
     messages = convert_input(body.input, body.instructions)
     return ChatRequest.model_validate({
         "model": body.model, "messages": messages, "tools": convert_tools(body.tools) or None,
-        "tool_choice": tool_choice(body.tool_choice),
+        "tool_choice": body.tool_choice,  # the inference service reads both forms
         "parallel_tool_calls": body.parallel_tool_calls, "stream": bool(body.stream),
         "format": text_format(body.text), "options": options,
         "think": think_from_effort((body.reasoning or {}).get("effort")),
