@@ -3,6 +3,7 @@ errors, and the stateless Responses API (OAI-09): input items, tools, the event 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pollama.errors import BadRequest
+from pollama.errors import BadRequest, PollamaError
 from pollama.server.openai.common import parse_request
 from pollama.server.openai.completions import (
     CompletionChunks,
@@ -264,3 +265,62 @@ def test_responses_whitespace_before_a_call_is_no_message_and_empty_answer_has_o
     assert [o["type"] for o in output] == ["message"]
     assert output[0]["content"] == [{"type": "output_text", "text": "", "annotations": [],
                                      "logprobs": []}]
+
+
+# -- errors in a stream ----------------------------------------------------------------------
+
+
+async def _native(*items: Any) -> Any:
+    for item in items:
+        if isinstance(item, Exception):
+            raise item
+        yield item
+
+
+def _sse_frames(events: Any, **kwargs: Any) -> list[str]:
+    """The frames `sse_response` writes for `events` (one event loop, as in the server)."""
+    from pollama.server.streaming import sse_response
+
+    async def read() -> bytes:
+        response = await sse_response(events, **kwargs)
+        return b"".join([c async for c in response.body_iterator])
+
+    return [f for f in asyncio.run(read()).decode().split("\n\n") if f]
+
+
+def test_chat_stream_error_after_the_first_chunk_is_an_error_frame() -> None:
+    from pollama.server.openai.chat import ChatChunks
+    from pollama.server.openai.errors import stream_error
+
+    conv = ChatChunks("c", "m", 1, include_usage=False)
+    first = {"message": {"role": "assistant", "content": "A"}, "done": False}
+    frames = _sse_frames(conv.run(_native(first, PollamaError("runner died"))),
+                         error=stream_error, done="[DONE]")
+    assert len(frames) == 2  # the stream ends at the error: no [DONE]
+    assert json.loads(frames[0][6:])["choices"][0]["delta"]["content"] == "A"
+    assert json.loads(frames[1][6:]) == {"error": {"message": "runner died",
+                                                   "type": "api_error", "param": None,
+                                                   "code": None}}
+
+
+def test_chat_error_before_the_first_chunk_keeps_its_status() -> None:
+    from pollama.server.openai.chat import ChatChunks
+    from pollama.server.streaming import sse_response
+
+    conv = ChatChunks("c", "m", 1, include_usage=False)
+    with pytest.raises(BadRequest):
+        asyncio.run(sse_response(conv.run(_native(BadRequest("early")))))
+
+
+def test_responses_stream_error_is_an_error_event_the_sdk_raises() -> None:
+    conv = ResponseEvents(parsed(ResponsesRequest, model="m", input="x"))
+    first = {"message": {"role": "assistant", "content": "A"}, "done": False}
+    last = _sse_frames(conv.run(_native(first, BadRequest("bad grammar"))),
+                       event_of=lambda e: e["type"])[-1]
+    head, data = last.split("\n")
+    event = json.loads(data[6:])
+    assert head == "event: error"
+    assert event["type"] == "error" and event["message"] == "bad grammar"
+    assert event["sequence_number"] == 5  # created, in_progress, item added, part, delta
+    assert event["error"] == {"message": "bad grammar", "type": "invalid_request_error",
+                              "param": None, "code": None}
