@@ -29,6 +29,7 @@ from pollama.server.native import models as model_routes
 from pollama.server.native import tokens as token_routes
 from pollama.server.native import transfer as transfer_routes
 from pollama.server.native.transfer import pull_for_create
+from pollama.server.openai import router as openai_router
 from pollama.server.state import ServerState
 from pollama.store import Store
 
@@ -148,6 +149,7 @@ def create_app(config: Config, *, prune: bool = True,
     app.include_router(transfer_routes.router)
     app.include_router(token_routes.router)
     app.include_router(anthropic_routes.router)
+    app.include_router(openai_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -1,0 +1,460 @@
+"""`POST /v1/responses` (OAI-09), stateless: Responses input items → a native `ChatRequest`, the
+native `/api/chat` chunks → a `response` object, or the Responses stream events (each with its
+`sequence_number`) that the `openai` SDK's `responses.create(stream=True)` and
+`responses.stream()` read.
+
+Output items, in the order the answer produces them: a `reasoning` item (the thinking, also as
+`encrypted_content` so a client can send it back), `message` items (text), `function_call`
+items. Nothing is stored: `previous_response_id`, `conversation`, `item_reference` and
+`background` are refused with a 400, as are hosted tools (web/file search…) pollama cannot run.
+Beyond Ollama: `tool_choice` and `parallel_tool_calls` are enforced, `truncation` is honoured.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from pollama.errors import BadRequest, PollamaError
+from pollama.inference.collapse import collapse_chat
+from pollama.inference.requests import ChatRequest
+from pollama.inference.requests import Request as Body
+from pollama.server.openai.common import (
+    decode_image_url,
+    openai_tool_calls,
+    parse_arguments,
+    parse_request,
+    refuse,
+    think_from_effort,
+    unix_now,
+)
+from pollama.server.openai.errors import OpenAIRoute, error_body, error_type
+from pollama.server.state import State
+from pollama.server.streaming import error_text, sse_response
+
+router = APIRouter(route_class=OpenAIRoute)
+
+STATELESS = (": pollama's Responses API is stateless; send the whole conversation in `input`")
+
+
+class ResponsesRequest(Body):
+    model: str = ""
+    input: Any = None
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: Any = None
+    parallel_tool_calls: bool | None = None
+    stream: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    reasoning: dict[str, Any] | None = None
+    text: dict[str, Any] | None = None
+    truncation: str | None = None
+    previous_response_id: str | None = None
+    conversation: Any = None
+    background: bool | None = None
+    max_tool_calls: int | None = None
+    top_logprobs: int | None = None
+
+
+def _item_id(prefix: str) -> str:
+    return f"{prefix}_{random.randrange(999999)}"
+
+
+# -- request ---------------------------------------------------------------------------------
+
+
+def content_of(parts: Any) -> tuple[str, list[str]]:
+    """A message's content (a string or input parts) → its text and images."""
+    if isinstance(parts, str):
+        return parts, []
+    if parts is None:
+        return "", []
+    if not isinstance(parts, list):
+        raise BadRequest("content must be a string or array")
+    text, images = "", []
+    for part in parts:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text"):
+            text += str(part.get("text") or "")
+        elif kind == "input_image":
+            if not part.get("image_url"):
+                raise BadRequest("input_image needs an image_url (a data URL): pollama keeps "
+                                 "no uploaded files")
+            images.append(decode_image_url(str(part["image_url"])))
+        elif kind == "input_file":
+            raise BadRequest("file inputs are not currently supported")
+        elif kind == "refusal":
+            text += str(part.get("refusal") or "")
+        else:
+            raise BadRequest(f"unknown content type: {kind}")
+    return text, images
+
+
+def convert_input(items: Any, instructions: str | None) -> list[dict[str, Any]]:
+    """Instructions and input items → native messages (OAI-09)."""
+    messages: list[dict[str, Any]] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    if isinstance(items, str):
+        if items:
+            messages.append({"role": "user", "content": items})
+        return messages
+    if items is None:
+        return messages
+    if not isinstance(items, list):
+        raise BadRequest("input must be a string or array")
+    names: dict[str, str] = {}
+    pending_thinking = ""
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"input[{i}]: input item must be an object")
+        kind = item.get("type") or ("message" if item.get("role") else "")
+        if kind == "reasoning":
+            pending_thinking = item.get("encrypted_content") or "".join(
+                str(s.get("text") or "") for s in item.get("summary") or []
+                if isinstance(s, dict))
+        elif kind == "message":
+            role = str(item.get("role") or "").lower()
+            role = "system" if role == "developer" else role
+            text, images = content_of(item.get("content"))
+            msg: dict[str, Any] = {"role": role, "content": text}
+            if images:
+                msg["images"] = images
+            if role == "assistant" and pending_thinking:
+                msg["thinking"], pending_thinking = pending_thinking, ""
+            # An assistant message replayed between a function_call and its output stays in
+            # the call's message, so the tool result follows the call it answers.
+            following = items[i + 1] if i + 1 < len(items) else None
+            answered = following.get("call_id") if isinstance(following, dict) and \
+                following.get("type") == "function_call_output" else None
+            last = messages[-1] if messages else None
+            if role == "assistant" and answered and last and last["role"] == "assistant" and \
+                    any(c.get("id") == answered for c in last.get("tool_calls") or []):
+                if last["content"] and text:
+                    last["content"] += "\n"
+                last["content"] += text
+                if images:
+                    last.setdefault("images", []).extend(images)
+                if msg.get("thinking"):
+                    last["thinking"] = msg["thinking"]
+                continue
+            messages.append(msg)
+        elif kind == "function_call":
+            name = str(item.get("name") or "")
+            call_id = str(item.get("call_id") or "")
+            names[call_id] = name
+            arguments = item.get("arguments")
+            try:
+                args = parse_arguments(arguments)
+            except BadRequest:
+                raise BadRequest(f"failed to parse function call arguments: {arguments}") \
+                    from None
+            last = messages[-1] if messages else None
+            if last is None or last["role"] != "assistant":
+                last = {"role": "assistant", "content": ""}
+                messages.append(last)
+            calls = last.setdefault("tool_calls", [])
+            calls.append({"id": call_id, "function": {"index": len(calls), "name": name,
+                                                      "arguments": args}})
+            if pending_thinking:
+                last["thinking"], pending_thinking = pending_thinking, ""
+        elif kind == "function_call_output":
+            output = item.get("output")
+            text, images = (output, []) if isinstance(output, str) else content_of(output)
+            call_id = str(item.get("call_id") or "")
+            msg = {"role": "tool", "content": text, "tool_call_id": call_id}
+            if names.get(call_id):
+                msg["tool_name"] = names[call_id]
+            if images:
+                msg["images"] = images
+            messages.append(msg)
+        elif kind == "item_reference":
+            raise BadRequest("item_reference input items are not supported" + STATELESS)
+        elif kind == "web_search_call":
+            continue  # history metadata: the assistant message after it carries the result
+        elif not kind:
+            raise BadRequest(f"input[{i}]: input item missing required 'type' field")
+        else:
+            raise BadRequest(f'input[{i}]: unknown input item type: "{kind}"')
+    if pending_thinking:
+        messages.append({"role": "assistant", "content": "", "thinking": pending_thinking})
+    return messages
+
+
+def convert_tools(tools: list[dict[str, Any]] | None, prefix: str = "") -> list[dict[str, Any]]:
+    """Responses tools (flat `function` declarations, `namespace` groups) → native tools."""
+    out: list[dict[str, Any]] = []
+    for tool in tools or []:
+        kind = tool.get("type")
+        name = str(tool.get("name") or "")
+        if kind == "namespace":
+            out.extend(convert_tools(tool.get("tools"), f"{prefix}{name}." if name else prefix))
+        elif kind == "function":
+            function: dict[str, Any] = {"name": prefix + name}
+            if tool.get("description"):
+                function["description"] = tool["description"]
+            function["parameters"] = tool.get("parameters") or {"type": "object",
+                                                                "properties": {}}
+            out.append({"type": "function", "function": function})
+        else:
+            raise BadRequest(f"'{kind}' tools are not supported by pollama: it runs function "
+                             "tools only")
+    return out
+
+
+def text_format(text: dict[str, Any] | None) -> Any:
+    fmt = (text or {}).get("format")
+    if not isinstance(fmt, dict):
+        return None
+    kind = fmt.get("type")
+    if kind == "json_schema":
+        return fmt.get("schema") if fmt.get("schema") is not None else "json"
+    if kind == "json_object":
+        return "json"
+    if kind in ("text", None):
+        return None
+    raise BadRequest(f'invalid text.format type: "{kind}" (must be "text", "json_object" or '
+                     '"json_schema")')
+
+
+def to_chat_request(body: ResponsesRequest) -> ChatRequest:
+    refuse(body.previous_response_id is not None, "previous_response_id", STATELESS)
+    refuse(body.conversation is not None, "conversation", STATELESS)
+    refuse(bool(body.background), "background")
+    refuse(body.max_tool_calls is not None, "max_tool_calls")
+    refuse(bool(body.top_logprobs), "top_logprobs", " on /v1/responses; use /v1/chat/completions")
+    if body.truncation not in (None, "auto", "disabled"):
+        raise BadRequest(f'invalid truncation: "{body.truncation}" (must be "auto" or '
+                         '"disabled")')
+    options: dict[str, Any] = {"temperature": 1.0 if body.temperature is None
+                               else body.temperature}
+    if body.top_p is not None:
+        options["top_p"] = body.top_p
+    if body.max_output_tokens is not None:
+        options["num_predict"] = body.max_output_tokens
+    messages = convert_input(body.input, body.instructions)
+    return ChatRequest.model_validate({
+        "model": body.model, "messages": messages, "tools": convert_tools(body.tools) or None,
+        "tool_choice": body.tool_choice,  # the inference service reads both forms
+        "parallel_tool_calls": body.parallel_tool_calls, "stream": bool(body.stream),
+        "format": text_format(body.text), "options": options,
+        "think": think_from_effort((body.reasoning or {}).get("effort")),
+        "truncate": None if body.truncation is None else body.truncation == "auto"})
+
+
+# -- response --------------------------------------------------------------------------------
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+class ResponseEvents:
+    """Native chat chunks → Responses stream events and, at the end, the response object."""
+
+    def __init__(self, body: ResponsesRequest) -> None:
+        self.body = body
+        self.id = _item_id("resp")
+        self.created = unix_now()
+        self.seq = 0
+        self.started = False
+        self.output: list[dict[str, Any]] = []  # finished items, in output order
+        self.reasoning: dict[str, Any] | None = None  # the open reasoning item
+        self.message: dict[str, Any] | None = None  # the open message item
+        self.pending = ""  # whitespace not yet shown (it may only precede a tool call)
+        self.calls = 0
+        self.final: dict[str, Any] | None = None
+
+    def _event(self, kind: str, **data: Any) -> dict[str, Any]:
+        event = {"type": kind, "sequence_number": self.seq, **data}
+        self.seq += 1
+        return event
+
+    def response(self, status: str, usage: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = self.body
+        reasoning = None
+        if body.reasoning and (body.reasoning.get("effort") or body.reasoning.get("summary")):
+            reasoning = {"effort": body.reasoning.get("effort"),
+                         "summary": body.reasoning.get("summary")}
+        fmt = (body.text or {}).get("format") or {"type": "text"}
+        return {
+            "id": self.id, "object": "response", "created_at": self.created,
+            "completed_at": unix_now() if status == "completed" else None,
+            "status": status, "incomplete_details": None, "model": body.model,
+            "previous_response_id": None, "instructions": body.instructions or None,
+            "output": list(self.output) if status == "completed" else [],
+            "error": None, "tools": body.tools or [],
+            "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
+            "truncation": body.truncation or "disabled",
+            "parallel_tool_calls": body.parallel_tool_calls is not False,
+            "text": {"format": fmt},
+            "top_p": 1.0 if body.top_p is None else body.top_p,
+            "presence_penalty": 0, "frequency_penalty": 0, "top_logprobs": 0,
+            "temperature": 1.0 if body.temperature is None else body.temperature,
+            "reasoning": reasoning, "usage": usage,
+            "max_output_tokens": body.max_output_tokens, "max_tool_calls": None,
+            "store": False, "background": False, "service_tier": "default", "metadata": {},
+            "safety_identifier": None, "prompt_cache_key": None}
+
+    # -- items -----------------------------------------------------------------------------
+
+    def _thinking(self, text: str) -> list[dict[str, Any]]:
+        out = []
+        if self.reasoning is None:
+            self.reasoning = {"id": _item_id("rs"), "index": len(self.output), "text": ""}
+            item = {"id": self.reasoning["id"], "type": "reasoning", "summary": []}
+            out.append(self._event("response.output_item.added",
+                                   output_index=self.reasoning["index"], item=item))
+            out.append(self._event("response.reasoning_summary_part.added",
+                                   item_id=self.reasoning["id"],
+                                   output_index=self.reasoning["index"], summary_index=0,
+                                   part={"type": "summary_text", "text": ""}))
+        self.reasoning["text"] += text
+        out.append(self._event("response.reasoning_summary_text.delta",
+                               item_id=self.reasoning["id"],
+                               output_index=self.reasoning["index"], summary_index=0,
+                               delta=text))
+        return out
+
+    def _end_thinking(self) -> list[dict[str, Any]]:
+        if self.reasoning is None:
+            return []
+        r, self.reasoning = self.reasoning, None
+        summary = {"type": "summary_text", "text": r["text"]}
+        item = {"id": r["id"], "type": "reasoning", "summary": [summary],
+                "encrypted_content": r["text"]}
+        self.output.append(item)
+        return [self._event("response.reasoning_summary_text.done", item_id=r["id"],
+                            output_index=r["index"], summary_index=0, text=r["text"]),
+                self._event("response.reasoning_summary_part.done", item_id=r["id"],
+                            output_index=r["index"], summary_index=0, part=summary),
+                self._event("response.output_item.done", output_index=r["index"], item=item)]
+
+    def _text(self, text: str, *, force: bool = False) -> list[dict[str, Any]]:
+        out = self._end_thinking()
+        if self.message is None:
+            self.pending += text
+            if not self.pending.strip() and not force:
+                return out
+            text, self.pending = self.pending, ""
+            self.message = {"id": _item_id("msg"), "index": len(self.output), "text": ""}
+            out.append(self._event("response.output_item.added",
+                                   output_index=self.message["index"],
+                                   item={"id": self.message["id"], "type": "message",
+                                         "status": "in_progress", "role": "assistant",
+                                         "content": []}))
+            out.append(self._event("response.content_part.added",
+                                   item_id=self.message["id"],
+                                   output_index=self.message["index"], content_index=0,
+                                   part=_text_part("")))
+            if not text:
+                return out
+        self.message["text"] += text
+        out.append(self._event("response.output_text.delta", item_id=self.message["id"],
+                               output_index=self.message["index"], content_index=0,
+                               delta=text, logprobs=[]))
+        return out
+
+    def _end_text(self) -> list[dict[str, Any]]:
+        if self.message is None:
+            return []
+        m, self.message = self.message, None
+        part = _text_part(m["text"])
+        item = {"id": m["id"], "type": "message", "status": "completed", "role": "assistant",
+                "content": [part]}
+        self.output.append(item)
+        return [self._event("response.output_text.done", item_id=m["id"],
+                            output_index=m["index"], content_index=0, text=m["text"],
+                            logprobs=[]),
+                self._event("response.content_part.done", item_id=m["id"],
+                            output_index=m["index"], content_index=0, part=part),
+                self._event("response.output_item.done", output_index=m["index"], item=item)]
+
+    def _tool_calls(self, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = self._end_thinking() + self._end_text()
+        self.pending = ""  # whitespace before a call is no message
+        for call in openai_tool_calls(calls):
+            index = len(self.output)
+            item_id = _item_id("fc")
+            args = call["function"]["arguments"]
+            added = {"id": item_id, "type": "function_call", "status": "in_progress",
+                     "call_id": call["id"], "name": call["function"]["name"], "arguments": ""}
+            item = {**added, "status": "completed", "arguments": args}
+            self.output.append(item)
+            self.calls += 1
+            out += [self._event("response.output_item.added", output_index=index, item=added),
+                    self._event("response.function_call_arguments.delta", item_id=item_id,
+                                output_index=index, delta=args),
+                    self._event("response.function_call_arguments.done", item_id=item_id,
+                                output_index=index, arguments=args),
+                    self._event("response.output_item.done", output_index=index, item=item)]
+        return out
+
+    def convert(self, native: dict[str, Any]) -> list[dict[str, Any]]:
+        out = []
+        if not self.started:
+            self.started = True
+            out.append(self._event("response.created", response=self.response("in_progress")))
+            out.append(self._event("response.in_progress",
+                                   response=self.response("in_progress")))
+        message = native.get("message") or {}
+        if message.get("thinking"):
+            out += self._thinking(message["thinking"])
+        if message.get("content"):
+            out += self._text(message["content"])
+        if message.get("tool_calls"):
+            out += self._tool_calls(message["tool_calls"])
+        if native.get("done"):
+            out += self._end_thinking()
+            if self.message is None and (self.pending or not self.calls):
+                out += self._text("", force=True)  # an answer always has its message
+            out += self._end_text()
+            prompt = int(native.get("prompt_eval_count") or 0)
+            answer = int(native.get("eval_count") or 0)
+            usage = {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
+                     "output_tokens": answer, "output_tokens_details": {"reasoning_tokens": 0},
+                     "total_tokens": prompt + answer}
+            self.final = self.response("completed", usage)
+            out.append(self._event("response.completed", response=self.final))
+        return out
+
+    async def run(self, events: AsyncGenerator[dict[str, Any], None]
+                  ) -> AsyncGenerator[dict[str, Any], None]:
+        sent = False
+        try:
+            async for native in events:
+                for event in self.convert(native):
+                    sent = True
+                    yield event
+        except Exception as err:
+            if not sent:
+                raise  # before the first byte: an HTTP status with OpenAI's error body
+            status = err.status if isinstance(err, PollamaError) else 500
+            text = error_text(err)
+            # OpenAI's `error` event, with the `error` object the SDK raises APIError from
+            yield self._event("error", code=error_type(status), message=text, param=None,
+                              **error_body(status, text))
+        finally:
+            await events.aclose()
+
+
+@router.post("/v1/responses")
+async def responses(request: Request, server: State) -> Response:
+    body = parse_request(await request.body(), ResponsesRequest)
+    req = to_chat_request(body)
+    converter = ResponseEvents(body)
+    events = server.inference.chat(req)
+    if not body.stream:
+        native = collapse_chat([c async for c in events])
+        converter.convert(native)
+        return JSONResponse(converter.final)
+    return await sse_response(converter.run(events), event_of=lambda e: e["type"])
+
+
+
