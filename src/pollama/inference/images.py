@@ -47,7 +47,11 @@ def _what(data: bytes) -> str:
         return "a TIFF image"
     if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypavif", b"ftypmif1"):
         return "a HEIF/AVIF image"
-    if data.lstrip()[:1] in (b"<", b"{", b"["):
+    try:
+        head = data[:512].decode("utf-8")
+    except UnicodeDecodeError:
+        head = ""
+    if head and all(c.isprintable() or c.isspace() for c in head):
         return "text, not an image"
     return "not a known image format"
 
@@ -59,9 +63,12 @@ def decode_base64(text: str) -> bytes:
                          "a data: URL prefix")
     if len(text) > (MAX_IMAGE_BYTES + 2) // 3 * 4 + 4:
         raise ValueError(f"larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+    # Go's decoder skips \r and \n; everything else must be the standard alphabet, padded.
+    clean = text.replace("\r", "").replace("\n", "")
+    if len(clean) % 4:
+        raise ValueError("not standard base64 (its length is not a multiple of 4)")
     try:
-        # Go's decoder skips \r and \n; everything else must be the standard alphabet.
-        return base64.b64decode(text.replace("\r", "").replace("\n", ""), validate=True)
+        return base64.b64decode(clean, validate=True)
     except (binascii.Error, ValueError) as err:
         raise ValueError(f"not standard base64 ({err})") from None
 
@@ -96,8 +103,10 @@ def normalize(data: bytes) -> bytes:
     except ValueError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ValueError(f"too large: {err}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as err:
+        raise ValueError(f"too large (at most {MAX_IMAGE_PIXELS} pixels): {err}") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"corrupt {fmt} data (Pillow cannot read it)") from None
+    except (OSError, SyntaxError, EOFError) as err:
         raise ValueError(f"corrupt {fmt} data ({err})") from None
     if fmt in PASS_THROUGH and image.mode in PASS_MODES:
         return data
