@@ -225,13 +225,14 @@ def test_chat_sends_the_images_with_a_marker_each(client: TestClient,
 
 def test_images_of_truncated_messages_are_not_sent(client: TestClient,
                                                    runners: FakeRunners) -> None:
-    old = "words " * 30
+    old = "words " * 2040  # with its image, more than the 2048 a vision model gets at least
     messages = [{"role": "user", "content": old, "images": [b64(RED)]},
                 {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "and [img] this?", "images": [b64(BLUE)]}]
     r = client.post("/api/chat", json={"model": "seer", "stream": False, "messages": messages,
-                                       "options": {"num_ctx": 30 + IMAGE_TOKENS}})
+                                       "options": {"num_ctx": 64}})
     assert r.status_code == 200, r.text
+    assert runners.last.spec.num_ctx == 2048
     sent = completion(runners)
     assert sent["images"] == [b64(BLUE)] and "words" not in sent["prompt"]
     assert "and <__media__> this?" in sent["prompt"]

@@ -228,6 +228,8 @@ class Inference:
         kv = info.gguf.kv if info.gguf else {}
         arch = info.gguf.architecture if info.gguf else ""
         num_ctx = self.scheduler.default_num_ctx(info.n_ctx_train, options.get("num_ctx"))
+        if "vision" in info.capabilities:  # room for pictures: at least 2048 (SCH-13)
+            num_ctx = max(num_ctx, min(2048, info.n_ctx_train or 2048))
         kv_slot = estimate_kv_bytes(kv, arch, num_ctx, self.config.kv_cache_type or "f16")
         file_size = info.model.model_path.stat().st_size
         embedding = "embedding" in info.capabilities and "completion" not in info.capabilities
