@@ -2,13 +2,13 @@
 
 No vision model ships on PyPI, so tests that send images build one (see ../shared/TESTING.md):
 
-    text, projector = write_vision_model(tmp_path)      # two GGUF files, ~7 MB together
+    text, projector = write_vision_model(tmp_path)      # two GGUF files, ~15 MB together
     png = solid_png((255, 0, 0))                         # a 32×32 red PNG, bytes
 
 - `text`: a Llama text model (2 layers, embedding width 64, f16) with SmolLM2's tokenizer (its
   49,152-token BPE vocabulary, merges and ChatML chat template, read from the bundled GGUF), so
   prompts tokenize as they do for `smollm2:135m` and the chat template renders. The output
-  layer is tied to the token embeddings.
+  layer has weights of its own (tied to the embeddings, random weights repeat the last token).
 - `projector`: a LLaVA-style CLIP projector (`general.architecture = clip`,
   `clip.projector_type = mlp`): a one-block ViT over 32×32 images in 8×8 patches (16 patches,
   no class token), then `mm.0` → GELU → `mm.2` into the text model's embedding width. One image
@@ -99,6 +99,8 @@ def _write_text(path: Path, rng: np.random.Generator) -> None:
     f16 = np.float16
     w.add_tensor("token_embd.weight", _rand(rng, n_vocab, n_embd, scale=1.0).astype(f16))
     w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    # An output layer of its own: tied to the embeddings, random weights echo the last token.
+    w.add_tensor("output.weight", _rand(rng, n_vocab, n_embd).astype(f16))
     for i in range(n_layer):
         p = f"blk.{i}."
         w.add_tensor(p + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))

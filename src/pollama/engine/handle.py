@@ -18,6 +18,7 @@ so a crash inside llama.cpp ends one runner, never the server.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import itertools
@@ -230,14 +231,20 @@ class RunnerHandle:
                          ) -> AsyncGenerator[dict[str, Any], None]:
         """Stream one completion: `{"text", "logprobs"?}` chunks, then the `{"done": True}` one.
 
-        Leaving the loop early (break, aclose, task cancelled) cancels the request in the
+        `request["images"]`, for a runner started with a projector (`info["vision"]`): the
+        image files (bytes, or base64 text), one per `info["media_marker"]` in the prompt, in
+        order. Leaving the loop early (break, aclose, task cancelled) cancels the request in the
         runner. Raises RunnerCrashed if the process dies, PromptTooLong / RequestRejected if
-        the runner refuses the request, RunnerError if it fails it.
+        the runner refuses the request (an image it cannot decode, images without a projector),
+        RunnerError if it fails it.
         """
         rid, replies = self._open()
         finished = False
+        message = {**request, "op": "completion", "id": rid}
+        if request.get("images"):
+            message["images"] = _base64_images(request["images"])
         try:
-            self._send({**request, "op": "completion", "id": rid})
+            self._send(message)
             while True:
                 msg = await replies.get()
                 if msg is _EXITED:
@@ -259,11 +266,20 @@ class RunnerHandle:
                     self._send({"op": "cancel", "id": rid})
 
     async def tokenize(
-        self, text: str, add_special: bool = True, parse_special: bool = True
+        self, text: str, add_special: bool = True, parse_special: bool = True,
+        images: Sequence[bytes | str] = (),
     ) -> list[int]:
-        """Text → token ids with the model's tokenizer."""
-        reply = await self._call({"op": "tokenize", "text": text, "add_special": add_special,
-                                  "parse_special": parse_special})
+        """Text → token ids with the model's tokenizer.
+
+        With `images` (one per media marker in `text`), the runner tokenizes as a completion
+        would: each image stands as many tokens as it costs the model, each carrying the
+        image's negative id, so `len()` is the prompt's real size.
+        """
+        message: dict[str, Any] = {"op": "tokenize", "text": text, "add_special": add_special,
+                                   "parse_special": parse_special}
+        if images:
+            message["images"] = _base64_images(images)
+        reply = await self._call(message)
         return reply["tokens"]
 
     async def detokenize(self, ids: Sequence[int]) -> str:
@@ -413,6 +429,12 @@ class RunnerHandle:
         for replies in self._pending.values():
             replies.put(_EXITED)
         self._lost.set_result(None)
+
+
+def _base64_images(images: Sequence[bytes | str]) -> list[str]:
+    """Images for the protocol: bytes become base64 text; text is taken as base64 already."""
+    return [base64.b64encode(i).decode("ascii") if isinstance(i, (bytes, bytearray)) else i
+            for i in images]
 
 
 def _request_error(msg: dict[str, Any]) -> Exception:

@@ -78,6 +78,16 @@ class _Log:
 _log = _Log()
 
 
+def log_callback() -> Any:
+    """The C log callback llama.cpp uses here (mtmd logs through it too)."""
+    return _log._callback
+
+
+def last_error() -> str:
+    """The last error line llama.cpp (or mtmd) logged."""
+    return _log.last_error
+
+
 def physical_cores() -> int:
     """Physical CPU cores (what llama.cpp's own default uses), falling back to logical ones."""
     cores: set[tuple[str, str]] = set()

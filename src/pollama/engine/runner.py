@@ -42,6 +42,18 @@ from pollama.engine.model import (
 from pollama.engine.protocol import Outbox
 from pollama.engine.sampling import GenerationParams, build_chain, generation_params
 from pollama.engine.text import TextStream
+from pollama.engine.vision import (
+    NO_PROJECTOR,
+    Done,
+    EmbeddingCache,
+    ImageError,
+    ImageSpan,
+    Vision,
+    VisionPrompt,
+    VisionWorker,
+    decode_images,
+    default_marker,
+)
 
 MAX_REPEATS = 30  # identical tokens in a row (after the first) that end an answer
 # A loop of a short sequence ("keyfile.keyfile.keyfile..."): the last LOOP_WINDOW tokens repeat
@@ -55,14 +67,19 @@ class Request:
     """One completion: its prompt, sampler chain, output so far and timings."""
 
     __slots__ = ("cached", "chain", "eval_ns", "fill_context", "generated", "held",
-                 "held_logprobs", "id", "last_piece", "logprobs", "num_keep", "num_predict",
-                 "prompt", "prompt_ns", "repeats", "sampler", "shift", "stream", "top_logprobs",
-                 "truncated")
+                 "held_logprobs", "id", "images", "last_piece", "logprobs", "next_image",
+                 "num_keep", "num_predict", "prompt", "prompt_ns", "repeats", "sampler", "shift",
+                 "stream", "top_logprobs", "truncated", "vision")
 
     def __init__(self, rid: Any, prompt: list[int], params: GenerationParams, chain: Any,
-                 truncated: bool, stream: bool | None = None) -> None:
+                 truncated: bool, stream: bool | None = None,
+                 vision: VisionPrompt | None = None, images: list[ImageSpan] | None = None,
+                 ) -> None:
         self.id = rid
         self.prompt = prompt
+        self.vision = vision  # owns the image chunks (freed by close)
+        self.images = images or []  # in prompt order, after truncation
+        self.next_image = 0  # the first image not yet decoded into the slot
         self.chain = chain
         self.sampler = chain.sampler
         self.stream = TextStream(params.stop)
@@ -83,6 +100,12 @@ class Request:
         self.cached = 0
         self.prompt_ns = 0
         self.eval_ns = 0
+
+    def close(self) -> None:
+        """Free the sampler chain and the image chunks (once the request is done)."""
+        self.chain.close()
+        if self.vision is not None:
+            self.vision.close()
 
 
 class EmbedJob:
@@ -146,9 +169,18 @@ class PromptTooLongError(ValueError):
 class Runner:
     """The slots and the batch loop of one loaded model."""
 
-    def __init__(self, model: LoadedModel, outbox: Outbox) -> None:
+    def __init__(self, model: LoadedModel, outbox: Outbox, vision: Vision | None = None) -> None:
         self.model = model
         self.outbox = outbox
+        # Messages for the loop: protocol messages from the stdin reader, and `_Internal`
+        # results (an image prepared or encoded) from the vision worker.
+        self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.vision = vision
+        self.worker = VisionWorker(vision, self.inbox.put) if vision is not None else None
+        self.image_cache = EmbeddingCache()
+        self.encoding: dict[str, int] = {}  # image hash → encodes in flight for it
+        # Completions whose images the worker is preparing: id → (message, params).
+        self.preparing: dict[Any, tuple[dict[str, Any], GenerationParams]] = {}
         self.num_ctx = model.num_ctx
         self.n_batch = model.n_batch
         self.slots = [Slot(i) for i in range(model.num_parallel)]
@@ -177,7 +209,9 @@ class Runner:
         """Ops that only read the vocabulary or the slot table (safe from the reader thread)."""
         op, rid = msg.get("op"), msg.get("id")
         try:
-            if op == "tokenize":
+            if op == "tokenize" and msg.get("images"):
+                self._count_images(msg)
+            elif op == "tokenize":
                 tokens = self.model.tokenize(str(msg.get("text", "")),
                                              bool(msg.get("add_special", True)),
                                              bool(msg.get("parse_special", True)))
@@ -187,14 +221,54 @@ class Runner:
                 self.outbox.send({"id": rid, "text": self.model.detokenize(tokens)})
             else:  # status / ping
                 busy = [s.seq for s in self.slots if s.request is not None]
-                self.outbox.send({"id": rid, "ok": True, "slots": len(self.slots), "busy": busy,
-                                  "queued": len(self.queue),
-                                  "cells": [len(s.tokens) for s in self.slots]})
+                reply = {"id": rid, "ok": True, "slots": len(self.slots), "busy": busy,
+                         "queued": len(self.queue), "cells": [len(s.tokens) for s in self.slots]}
+                if self.vision is not None:
+                    reply["images_encoded"] = self.vision.encodes
+                    reply["images_cached"] = len(self.image_cache)
+                self.outbox.send(reply)
         except Exception as e:  # a bad request must not end the reader thread
             self._error(rid, str(e) or type(e).__name__)
 
-    def dispatch(self, msg: dict[str, Any]) -> None:
+    def _count_images(self, msg: dict[str, Any]) -> None:
+        """`tokenize` with images: the worker tokenizes text and images; each image counts
+        as many tokens as it takes (its positions carry its negative id)."""
+        rid = msg.get("id")
+        if self.worker is None or self.vision is None:
+            raise ImageError(NO_PROJECTOR)
+        images = decode_images(msg.get("images"))
+        vision = self.vision
+        text = str(msg.get("text", ""))
+        add_special = bool(msg.get("add_special", True))
+        parse_special = bool(msg.get("parse_special", True))
+
+        def work() -> dict[str, Any]:
+            prompt = vision.tokenize(text, images, add_special, parse_special)
+            try:
+                tokens: list[int] = []
+                at = 0
+                for image in prompt.images:
+                    tokens += prompt.tokens[at:image.start] + [prompt.tokens[image.start]] \
+                        * image.n_tokens
+                    at = image.end
+                tokens += prompt.tokens[at:]
+                return {"id": rid, "tokens": tokens, "count": prompt.n_tokens}
+            finally:
+                prompt.close()
+
+        def done(result: Any) -> None:
+            if isinstance(result, Exception):
+                self._error(rid, str(result) or type(result).__name__)
+            else:
+                self.outbox.send(result)
+
+        self.worker.submit(work, done)
+
+    def dispatch(self, msg: Any) -> None:
         """Ops that touch the context, run in the loop's thread between steps."""
+        if isinstance(msg, Done):
+            msg.run()
+            return
         op = msg.get("op")
         if op == "completion":
             self._submit(msg)
@@ -221,6 +295,13 @@ class Runner:
         try:
             params = generation_params(msg, self.num_ctx)
             prompt = msg.get("prompt")
+            if msg.get("images"):
+                if self.worker is None:
+                    raise ImageError(NO_PROJECTOR)
+                if not isinstance(prompt, str):
+                    raise ValueError("a prompt with images must be text with image markers")
+                self._prepare(rid, msg, params, prompt, decode_images(msg.get("images")))
+                return
             if isinstance(prompt, str):
                 tokens = m.tokenize(prompt, True, True)
             elif isinstance(prompt, list):
@@ -228,38 +309,104 @@ class Runner:
                 m.check_tokens(tokens)
             else:
                 raise ValueError("prompt must be a string or a list of token ids")
-            if not tokens:
-                raise ValueError("the prompt is empty")
-            tokens, truncated = self._fit(tokens, params)
-            chain = build_chain(params.sampling, vocab=m.vocab, n_vocab=m.n_vocab,
-                                num_ctx=self.num_ctx, grammar=params.grammar, history=tokens)
-        except PromptTooLongError as e:
-            self._error(rid, str(e), protocol.CODE_PROMPT_TOO_LONG)
-            return
         except Exception as e:  # whatever the request holds, it must not end the runner
             self._error(rid, str(e) or type(e).__name__)
             return
-        self.queue.append(Request(rid, tokens, params, chain, truncated, msg.get("stream")))
+        self._enqueue(rid, msg, params, tokens, None)
 
-    def _fit(self, tokens: list[int], params: GenerationParams) -> tuple[list[int], bool]:
-        """Ollama's completionPromptForRequest: trim an over-long prompt, or refuse it."""
+    def _prepare(self, rid: Any, msg: dict[str, Any], params: GenerationParams, prompt: str,
+                 images: list[bytes]) -> None:
+        """Have the worker decode the images and tokenize the prompt with them (off the
+        loop: image decoding and preprocessing take a while); the request queues after."""
+        vision, worker = self.vision, self.worker
+        assert vision is not None and worker is not None  # only a vision runner prepares
+        self.preparing[rid] = (msg, params)
+
+        def done(result: Any) -> None:
+            waiting = self.preparing.pop(rid, None)
+            if isinstance(result, Exception):
+                if waiting is not None:
+                    self._error(rid, str(result) or type(result).__name__)
+            elif waiting is None:  # cancelled meanwhile
+                result.close()
+            else:
+                self._enqueue(rid, msg, params, result.tokens, result)
+
+        worker.submit(lambda: vision.tokenize(prompt, images), done)
+
+    def _enqueue(self, rid: Any, msg: dict[str, Any], params: GenerationParams,
+                 tokens: list[int], vision: VisionPrompt | None) -> None:
+        m = self.model
+        try:
+            if not tokens:
+                raise ValueError("the prompt is empty")
+            images = list(vision.images) if vision is not None else []
+            if images:
+                if images[-1].end >= len(tokens):
+                    raise ImageError("the prompt ends with an image: put text after it")
+                for image in images:
+                    assert self.vision is not None  # images come from a vision runner
+                    if image.n_tokens > self.n_batch and self.vision.non_causal(image.chunk):
+                        raise ImageError(
+                            f"image {image.index} takes {image.n_tokens} tokens, which this "
+                            f"projector needs in one batch: num_batch is {self.n_batch}")
+            tokens, truncated, images = self._fit(tokens, params, images)
+            history = [t for t in tokens if t >= 0] if images else tokens
+            chain = build_chain(params.sampling, vocab=m.vocab, n_vocab=m.n_vocab,
+                                num_ctx=self.num_ctx, grammar=params.grammar, history=history)
+        except PromptTooLongError as e:
+            if vision is not None:
+                vision.close()
+            self._error(rid, str(e), protocol.CODE_PROMPT_TOO_LONG)
+            return
+        except Exception as e:  # whatever the request holds, it must not end the runner
+            if vision is not None:
+                vision.close()
+            self._error(rid, str(e) or type(e).__name__)
+            return
+        self.queue.append(Request(rid, tokens, params, chain, truncated, msg.get("stream"),
+                                  vision, images))
+
+    def _fit(self, tokens: list[int], params: GenerationParams,
+             images: list[ImageSpan]) -> tuple[list[int], bool, list[ImageSpan]]:
+        """Ollama's completionPromptForRequest: trim an over-long prompt, or refuse it.
+        Images are kept or dropped whole: a cut never falls inside one."""
         limit = self.num_ctx - 1
         if len(tokens) <= limit:
-            return tokens, False
+            return tokens, False, images
         if not params.shift or not params.truncate:
             raise PromptTooLongError("prompt too long")
         keep = len(tokens) if params.num_keep < 0 else params.num_keep
         keep = min(keep + (1 if self.model.add_bos else 0), limit)
-        discard = len(tokens) - context_shift_prompt_limit(self.num_ctx, keep)
-        print(f"truncating input prompt: prompt={len(tokens)} keep={keep} "
-              f"new={len(tokens) - discard}", file=sys.stderr)
-        return tokens[:keep] + tokens[keep + discard:], True
+        start = keep
+        end = keep + len(tokens) - context_shift_prompt_limit(self.num_ctx, keep)
+        for image in images:
+            if image.start < start < image.end:
+                start = image.start
+            if image.start < end < image.end:
+                end = image.end
+        kept = []
+        for image in images:
+            if image.end <= start:
+                kept.append(image)
+            elif image.start >= end:
+                image.start -= end - start
+                kept.append(image)
+        print(f"truncating input prompt: prompt={len(tokens)} keep={start} "
+              f"new={len(tokens) - (end - start)}", file=sys.stderr)
+        return tokens[:start] + tokens[end:], True, kept
 
     def _cancel(self, rid: Any) -> None:
+        if self.preparing.pop(rid, None) is not None:  # its images are still being read
+            self.outbox.send({"id": rid, "done": True, "done_reason": "cancel",
+                              "prompt_eval_count": 0, "prompt_eval_duration": 0,
+                              "eval_count": 0, "eval_duration": 0, "prompt_cached": 0,
+                              "truncated": False, "tokens": []})
+            return
         for req in self.queue:
             if req.id == rid:
                 self.queue.remove(req)
-                req.chain.close()
+                req.close()
                 self._done(req, "cancel")
                 return
         for slot in self.active:
@@ -293,29 +440,116 @@ class Runner:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def serve(self, inbox: queue.SimpleQueue[dict[str, Any]]) -> None:
-        """Run until shutdown (or stdin EOF): take messages, admit requests, step the batch."""
+    def serve(self) -> None:
+        """Run until shutdown (or stdin EOF): take messages, admit requests, step the batch.
+
+        The loop waits for a message when it has nothing to do, and also when nothing it
+        holds can move: every active slot waits for an image the worker is encoding (its
+        result comes as a message)."""
+        inbox = self.inbox
+        progress = True
         while self.running:
-            if not self.active and not self.queue and not self.embeds:
+            if not progress or (not self.active and not self.queue and not self.embeds):
                 self.dispatch(inbox.get())
             t0 = _now()
             while not inbox.empty():
                 self.dispatch(inbox.get())
+            progress = False
             if self.queue:
                 self._admit()
             if self.embeds and self.running:
-                self._embed_step()
+                progress = self._embed_step()
             if self.active and self.running:
-                self._step(t0)
+                if self.vision is not None:
+                    progress = self._image_step() or progress
+                progress = self._step(t0) or progress
         for slot in list(self.active):
             self._finish(slot, "cancel")
         while self.queue:
-            self.queue.popleft().chain.close()
+            self.queue.popleft().close()
+        self.preparing.clear()
         self.embeds.clear()
+
+    # -- images ----------------------------------------------------------------------------
+
+    def _want(self, image: ImageSpan) -> None:
+        """Make sure the image's embeddings are cached or being encoded by the worker."""
+        key = image.key
+        if key in self.image_cache or key in self.encoding:
+            return
+        vision, worker = self.vision, self.worker
+        assert vision is not None and worker is not None  # images come from a vision runner
+        chunk = vision.copy_chunk(image.chunk)  # the worker's own: the request may end first
+        self.encoding[key] = image.n_tokens
+
+        def done(result: Any) -> None:
+            self.encoding.pop(key, None)
+            if isinstance(result, Exception):
+                self._image_failed(key, str(result) or type(result).__name__)
+            else:
+                self.image_cache.put(key, result)
+
+        worker.submit(lambda: vision.encode(chunk), done)
+
+    def _image_failed(self, key: str, reason: str) -> None:
+        """An encode failed: the requests whose slots wait for that image fail with it."""
+        for slot in list(self.active):
+            req = slot.request
+            assert req is not None  # active slots serve a request
+            waiting = [im for im in req.images[req.next_image:] if im.key == key]
+            if waiting:
+                C.llama_memory_seq_rm(self.model.memory, slot.seq, len(slot.tokens), -1)
+                self._release(slot)
+                self._error(req.id, f"image {waiting[0].index}: {reason}", protocol.CODE_INTERNAL)
+
+    def _image_step(self) -> bool:
+        """Decode one encoded image into the slot whose prompt has reached it: its own
+        llama_decode(s), never sharing a batch with token rows. False when none was ready."""
+        vision = self.vision
+        assert vision is not None  # called on vision runners only
+        for slot in self.active:
+            req = slot.request
+            assert req is not None  # active slots serve a request
+            if not slot.pending or req.next_image >= len(req.images):
+                continue
+            image = req.images[req.next_image]
+            if image.start != len(slot.tokens):
+                continue  # text before it first
+            embd = self.image_cache.get(image.key)
+            if embd is None:
+                self._want(image)  # evicted from the cache meanwhile: encode it again
+                continue
+            t0 = _now()
+            rc = vision.decode(image.chunk, embd, image.start, slot.seq, self.n_batch)
+            if rc != 0:
+                self._image_decode_failed(slot, image, rc)
+                return True
+            slot.tokens.extend(slot.pending[:image.n_pos])
+            del slot.pending[:image.n_pos]
+            req.next_image += 1
+            req.prompt_ns += _now() - t0
+            return True
+        return False
+
+    def _image_decode_failed(self, slot: Slot, image: ImageSpan, rc: int) -> None:
+        mem = self.model.memory
+        C.llama_memory_seq_rm(mem, slot.seq, len(slot.tokens), -1)  # a part may be in
+        if rc == 1:  # no KV cells: give up idle slots' caches and try again next step
+            idle = [s for s in self.slots if s.request is None and s.tokens]
+            if idle:
+                for other in idle:
+                    C.llama_memory_seq_rm(mem, other.seq, -1, -1)
+                    other.tokens.clear()
+                return
+        req = slot.request
+        assert req is not None  # active slots serve a request
+        self._release(slot)
+        self._error(req.id, f"image {image.index}: llama_decode failed with code {rc}",
+                    protocol.CODE_INTERNAL)
 
     # -- embeddings on a generative runner -------------------------------------------------
 
-    def _embed_step(self) -> None:
+    def _embed_step(self) -> bool:
         """Embed waiting inputs in the free slots: one decode of its own, never mixed with
         generation rows, with embeddings switched on for it alone (pooled on the last token).
 
@@ -327,7 +561,7 @@ class Runner:
         free = sorted((s for s in self.slots if s.request is None),
                       key=lambda s: (len(s.tokens) > 0, s.last_used))
         if not free:
-            return  # every slot generates: wait for one, as a queued completion does
+            return False  # every slot generates: wait for one, as a queued completion does
         group: list[tuple[Slot, EmbedJob, int]] = []
         used = 0
         while self.embeds and len(group) < len(free):
@@ -379,6 +613,7 @@ class Runner:
             else:
                 self.outbox.send({"id": job.id, "embeddings": job.vectors,
                                   "prompt_eval_count": job.n_tokens})
+        return True
 
     def _feed(self, seq: int, tokens: list[int]) -> None:
         """Decode tokens into a sequence's cells from position 0, num_batch at a time, with
@@ -435,6 +670,9 @@ class Runner:
     def _start(self, slot: Slot, req: Request, prefix: int) -> None:
         mem, seq = self.model.memory, slot.seq
         keep = min(prefix, len(req.prompt) - 1)  # evaluate at least one token to get logits
+        for image in req.images:
+            if image.start < keep < image.end:
+                keep = image.start  # an image is decoded whole or not at all
         if keep < len(slot.tokens):
             if not C.llama_memory_seq_rm(mem, seq, keep, -1):
                 C.llama_memory_seq_rm(mem, seq, -1, -1)
@@ -450,14 +688,21 @@ class Runner:
         slot.request = req
         slot.pending = req.prompt[keep:]
         slot.i_batch = -1
+        if req.images:
+            req.next_image = next((i for i, im in enumerate(req.images) if im.start >= keep),
+                                  len(req.images))
+            for image in req.images[req.next_image:]:
+                self._want(image)  # the worker encodes while the slot reads text before it
         # The batch lists slots in sequence order: llama.cpp's per-sequence KV streams are
         # viewed as one contiguous range, and out-of-order streams made each step ~30% slower.
         bisect.insort(self.active, slot, key=_seq_of)
 
-    def _step(self, t0: int) -> None:
-        """One llama_decode over every slot's next token plus prompt chunks, then sampling."""
+    def _step(self, t0: int) -> bool:
+        """One llama_decode over every slot's next token plus prompt chunks, then sampling.
+        False when nothing could be decoded (every slot waits for an image)."""
         token, pos, seq_rows, logits = self._token, self._pos, self._seq_rows, self._logits
         n = 0
+        n_active = len(self.active)
         decoding: list[Slot] = []
         for slot in tuple(self.active):
             if slot.pending:
@@ -478,13 +723,13 @@ class Runner:
         if len(decoding) < len(self.active):
             n = self._add_prompt_chunks(n, prompting)
         if n == 0:
-            return
+            return len(self.active) != n_active
         batch = self._batch
         batch.n_tokens = n
         rc = C.llama_decode(self._ctx, batch)
         if rc != 0:
             self._decode_failed(rc, decoding, prompting)
-            return
+            return True
         for slot in decoding:
             slot.tokens.append(slot.next_token)
         finished = [(slot, reason) for slot in decoding if (reason := self._sample(slot))]
@@ -507,6 +752,7 @@ class Runner:
             slot.request.prompt_ns += dt
         for slot, reason in finished:
             self._finish(slot, reason)
+        return True
 
     def _add_prompt_chunks(self, n: int, prompting: list[tuple[Slot, int]]) -> int:
         """Fill the rest of the batch (up to num_batch tokens) with pending prompt tokens."""
@@ -515,7 +761,15 @@ class Runner:
         for slot in self.active:
             if not slot.pending or budget <= 0:
                 continue
-            take = min(len(slot.pending), budget)
+            req = slot.request
+            assert req is not None  # active slots serve a request
+            if req.next_image < len(req.images):  # text up to the next image, not into it
+                before = req.images[req.next_image].start - len(slot.tokens)
+                if before <= 0:
+                    continue  # the image comes first: `_image_step` decodes it
+                take = min(before, budget)
+            else:
+                take = min(len(slot.pending), budget)
             base, seq, chunk = len(slot.tokens), slot.seq, slot.pending
             for j in range(take):
                 token[n] = chunk[j]
@@ -654,7 +908,7 @@ class Runner:
 
     def _release(self, slot: Slot) -> None:
         assert slot.request is not None  # only active slots are released
-        slot.request.chain.close()
+        slot.request.close()
         slot.request = None
         slot.pending = []
         self._clock += 1
@@ -677,7 +931,7 @@ class Runner:
         })
 
 
-def _read_stdin(runner: Runner, inbox: queue.SimpleQueue[dict[str, Any]]) -> None:
+def _read_stdin(runner: Runner, inbox: queue.SimpleQueue[Any]) -> None:
     """Reader thread: quick ops are answered here, the rest go to the loop; EOF = shutdown."""
     for line in sys.stdin.buffer:
         if not line.strip():
@@ -706,7 +960,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-gpu-layers", type=int, default=-1)
     p.add_argument("--embedding", action="store_true")
     p.add_argument("--lora", action="append", default=[])
-    p.add_argument("--mmproj", default=None, help="multimodal projector (ignored for now)")
+    p.add_argument("--mmproj", default=None, help="multimodal projector (images, with mtmd)")
     p.add_argument("--verbose", action="store_true")
     p.add_argument("--no-repack", action="store_true",
                    help="no extra buffer types (AMX, repacked weights): CPUs that fault on them")
@@ -729,34 +983,47 @@ def main(argv: list[str] | None = None) -> int:
         embedding=args.embedding, adapters=tuple(args.lora), verbose=args.verbose,
         repack=not args.no_repack, flash_attention=args.flash_attn, kv_cache_type=args.cache_type,
     )
+    vision: Vision | None = None
     try:
         if args.ctx_size < 1 or args.parallel < 1:
             raise ValueError("--ctx-size and --parallel must be positive")
         model = LoadedModel(args.model, options)
         if not args.embedding:
             model.warm_up()
+            if args.mmproj:
+                try:
+                    vision = Vision(args.mmproj, model)
+                except BaseException:
+                    model.close()
+                    raise
     except Exception as e:
         reason = str(e) or type(e).__name__
         print(f"error: {reason}", file=sys.stderr)
         outbox.send({"fatal": reason})
         outbox.close()
         return 1
+    runner: Runner | None = None
     try:
         info = model.info()
-        info["vision"] = False  # images need the mtmd projector, which the runner lacks yet
-        if args.mmproj:
-            print(f"warning: ignoring projector {args.mmproj}: images are not supported yet",
+        info["vision"] = vision is not None
+        info["media_marker"] = default_marker()  # one per image in a prompt, in order
+        if args.mmproj and vision is None:
+            print(f"warning: ignoring projector {args.mmproj} on an embedding runner",
                   file=sys.stderr)
         print(f"runner ready: {info['model']} num_ctx={info['num_ctx']} "
-              f"parallel={info['num_parallel']} threads={info['num_thread']}", file=sys.stderr)
-        runner = Runner(model, outbox)
-        inbox: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
-        threading.Thread(target=_read_stdin, args=(runner, inbox), name="stdin",
+              f"parallel={info['num_parallel']} threads={info['num_thread']} "
+              f"vision={info['vision']}", file=sys.stderr)
+        runner = Runner(model, outbox, vision)
+        threading.Thread(target=_read_stdin, args=(runner, runner.inbox), name="stdin",
                          daemon=True).start()
         outbox.send({"ready": info})
-        runner.serve(inbox)
+        runner.serve()
     finally:
-        model.close()
+        stopped = runner is None or runner.worker is None or runner.worker.stop()
+        if vision is not None and stopped:  # never free it under an encode still running
+            vision.close()
+        if stopped:
+            model.close()
         outbox.close()
     return 0
 
