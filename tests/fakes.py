@@ -84,7 +84,7 @@ class FakeRunner:
 
     async def tokenize(self, text: str, add_special: bool = True,
                        parse_special: bool = True,
-                       images: Sequence[str] | None = None) -> list[int]:
+                       images: Sequence[str] = ()) -> list[int]:
         """One token a word (its length), so prompts fit a tiny num_ctx; an image is
         IMAGE_TOKENS tokens (a runner with a projector: `vision` in its info)."""
         self.calls.append(("tokenize", text))
