@@ -163,6 +163,12 @@ def test_history_images_count_and_the_context_argument(server: Server, seer: str
         "stream": False, "options": GREEDY}, timeout=HTTP_TIMEOUT)
     assert follow.status_code == 200, follow.text
     assert follow.json()["prompt_eval_count"] > IMAGE_TOKENS
+    # that answer's context holds the image (negative ids): refused, not replayed without it
+    again = httpx.post(f"{server.url}/api/generate", json={
+        "model": seer, "prompt": "and?", "context": follow.json()["context"], "stream": False,
+        "options": GREEDY}, timeout=HTTP_TIMEOUT)
+    assert again.status_code == 400
+    assert again.json()["error"].startswith("context holds the images of an earlier exchange")
 
 
 # -- the dialects -----------------------------------------------------------------------------

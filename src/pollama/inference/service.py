@@ -314,6 +314,11 @@ class Inference:
             raise BadRequest("raw mode does not support template, system, or context")
         if not 0 <= req.top_logprobs <= 20:
             raise BadRequest("top_logprobs must be between 0 and 20")
+        if req.context and any(t < 0 for t in req.context):
+            # an image in an earlier answer's context is its negative id: no text gives it back
+            raise BadRequest("context holds the images of an earlier exchange, which cannot be "
+                             "sent back as tokens: send the conversation with its images to "
+                             "/api/chat instead")
         keep_alive = parse_keep_alive(req.keep_alive)
         request_options, raw_grammar = split_grammar(req.options, req.grammar)
         options = self.merged_options(info, request_options)
