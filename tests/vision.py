@@ -113,11 +113,12 @@ def _write_text(path: Path, rng: np.random.Generator) -> None:
     _finish(w)
 
 
-def _write_projector(path: Path, rng: np.random.Generator) -> None:
+def _write_projector(path: Path, rng: np.random.Generator, image_size: int, patch_size: int,
+                     n_embd: int, n_block: int) -> None:
     import gguf
 
-    n_embd, n_ff, n_head, n_mm = 32, 64, 4, 48  # vision width, its FFN (≠ width), MLP hidden
-    n_patches = IMAGE_TOKENS
+    n_ff, n_head, n_mm = 2 * n_embd, 4, 48  # the vision FFN (≠ width), heads, MLP hidden
+    n_patches = (image_size // patch_size) ** 2
     w = gguf.GGUFWriter(str(path), "clip")
     w.add_type("projector")
     w.add_name("pollama test projector (random weights)")
@@ -126,36 +127,37 @@ def _write_projector(path: Path, rng: np.random.Generator) -> None:
     w.add_bool("clip.has_llava_projector", True)
     w.add_string("clip.projector_type", "mlp")
     w.add_bool("clip.use_gelu", True)
-    w.add_uint32("clip.vision.image_size", IMAGE_SIZE)
-    w.add_uint32("clip.vision.patch_size", PATCH_SIZE)
+    w.add_uint32("clip.vision.image_size", image_size)
+    w.add_uint32("clip.vision.patch_size", patch_size)
     w.add_uint32("clip.vision.embedding_length", n_embd)
     w.add_uint32("clip.vision.feed_forward_length", n_ff)
     w.add_uint32("clip.vision.projection_dim", TEXT_EMBD)
     w.add_uint32("clip.vision.attention.head_count", n_head)
     w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
-    w.add_uint32("clip.vision.block_count", 1)
+    w.add_uint32("clip.vision.block_count", n_block)
     w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
     w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
     w.add_file_type(gguf.LlamaFileType.ALL_F32)
     f32 = np.float32
     # ggml's conv weight [KW, KH, C_in, C_out] is numpy (C_out, C_in, KH, KW).
     w.add_tensor("v.patch_embd.weight",
-                 _rand(rng, n_embd, 3, PATCH_SIZE, PATCH_SIZE, scale=0.2).astype(np.float16))
+                 _rand(rng, n_embd, 3, patch_size, patch_size, scale=0.2).astype(np.float16))
     w.add_tensor("v.patch_embd.bias", np.zeros(n_embd, dtype=f32))
     w.add_tensor("v.position_embd.weight", _rand(rng, n_patches, n_embd, scale=0.1))
     w.add_tensor("v.pre_ln.weight", np.ones(n_embd, dtype=f32))
     w.add_tensor("v.pre_ln.bias", np.zeros(n_embd, dtype=f32))
-    p = "v.blk.0."
-    for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
-        w.add_tensor(p + name + ".weight", _rand(rng, n_embd, n_embd))
-        w.add_tensor(p + name + ".bias", np.zeros(n_embd, dtype=f32))
-    for name in ("ln1", "ln2"):
-        w.add_tensor(p + name + ".weight", np.ones(n_embd, dtype=f32))
-        w.add_tensor(p + name + ".bias", np.zeros(n_embd, dtype=f32))
-    w.add_tensor(p + "ffn_up.weight", _rand(rng, n_ff, n_embd))
-    w.add_tensor(p + "ffn_up.bias", np.zeros(n_ff, dtype=f32))
-    w.add_tensor(p + "ffn_down.weight", _rand(rng, n_embd, n_ff))
-    w.add_tensor(p + "ffn_down.bias", np.zeros(n_embd, dtype=f32))
+    for i in range(n_block):
+        p = f"v.blk.{i}."
+        for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
+            w.add_tensor(p + name + ".weight", _rand(rng, n_embd, n_embd).astype(np.float16))
+            w.add_tensor(p + name + ".bias", np.zeros(n_embd, dtype=f32))
+        for name in ("ln1", "ln2"):
+            w.add_tensor(p + name + ".weight", np.ones(n_embd, dtype=f32))
+            w.add_tensor(p + name + ".bias", np.zeros(n_embd, dtype=f32))
+        w.add_tensor(p + "ffn_up.weight", _rand(rng, n_ff, n_embd).astype(np.float16))
+        w.add_tensor(p + "ffn_up.bias", np.zeros(n_ff, dtype=f32))
+        w.add_tensor(p + "ffn_down.weight", _rand(rng, n_embd, n_ff).astype(np.float16))
+        w.add_tensor(p + "ffn_down.bias", np.zeros(n_embd, dtype=f32))
     w.add_tensor("mm.0.weight", _rand(rng, n_mm, n_embd))
     w.add_tensor("mm.0.bias", np.zeros(n_mm, dtype=f32))
     w.add_tensor("mm.2.weight", _rand(rng, TEXT_EMBD, n_mm, scale=1.0))
@@ -170,14 +172,22 @@ def _finish(w: object) -> None:
     w.close()  # type: ignore[attr-defined]
 
 
-def write_vision_model(directory: str | os.PathLike[str], seed: int = 0) -> tuple[Path, Path]:
-    """Write the text model and its projector into `directory`; return their paths."""
+def write_vision_model(directory: str | os.PathLike[str], seed: int = 0, *,
+                       image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE,
+                       vision_width: int = 32, vision_blocks: int = 1) -> tuple[Path, Path]:
+    """Write the text model and its projector into `directory`; return their paths.
+
+    The defaults make the tiny encoder (32×32 images, 16 tokens, ~0.1 ms an image). A heavier
+    one, for tests and benchmarks that need an encode to take a while (images are resized to
+    `image_size`), e.g. `image_size=224, patch_size=14, vision_width=256, vision_blocks=8`:
+    (image_size // patch_size)² tokens an image.
+    """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     text, projector = root / TEXT_FILE, root / PROJECTOR_FILE
     _write_text(text, rng)
-    _write_projector(projector, rng)
+    _write_projector(projector, rng, image_size, patch_size, vision_width, vision_blocks)
     return text, projector
 
 
@@ -186,8 +196,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
             + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """An RGB PNG of an (height, width, 3) uint8 array."""
+def png_bytes(pixels: np.ndarray, level: int = 6) -> bytes:
+    """An RGB PNG of an (height, width, 3) uint8 array (`level`: zlib's compression level)."""
     pixels = np.asarray(pixels, dtype=np.uint8)
     height, width, channels = pixels.shape
     if channels != 3:
@@ -195,7 +205,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(height))  # filter 0 per row
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-            + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+            + _png_chunk(b"IDAT", zlib.compress(raw, level)) + _png_chunk(b"IEND", b""))
 
 
 def solid_png(rgb: tuple[int, int, int], size: int = IMAGE_SIZE) -> bytes:

@@ -7,6 +7,7 @@ The only package that imports llama_cpp, and only in the runner process (`runner
     protocol.py  the newline-delimited JSON protocol between handle and runner
     runner.py    the runner process: slots, continuous batching, KV prefix reuse
     model.py     the llama.cpp objects one runner owns (model, context, batch)
+    vision.py    images: the mtmd projector context, its worker thread, encoded-image cache
     sampling.py  Ollama options → llama.cpp's C sampler chain
     text.py      token bytes → text: whole UTF-8 characters, stop strings held back
     errors.py    RunnerStartError, RunnerCrashed, PromptTooLong, ...

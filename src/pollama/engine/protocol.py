@@ -10,7 +10,10 @@ Start-up (runner → server, exactly one of):
                "n_vocab": 49152, "n_embd": 576, "bos": 1, "eos": 2, "add_bos": false,
                "eog": [2, ...], "model_size": 96576768, "kv_bytes": 50331648,
                "memory_bytes": 146908416, "embedding": false, "pooling": "mean" | null,
-               "vision": false, "adapters": [...], "pid": 1234, ...}}
+               "vision": false, "media_marker": "<__media__>", "adapters": [...],
+               "pid": 1234, ...}}
+        vision: the runner was started with a projector (--mmproj) and takes images;
+        media_marker: the text that stands for one image in a prompt
     {"fatal": "error loading model: ..."}          (then the runner exits non-zero)
 
 Requests (server → runner); `id` is any JSON scalar, unique among the server's in-flight ones:
@@ -22,9 +25,15 @@ Requests (server → runner); `id` is any JSON scalar, unique among the server's
      "stop": [...], "num_predict": n, "num_keep": n, "seed": n,      (override options)
      "grammar": "GBNF" | null (the server turns Ollama's `format` into one: grammar.py),
      "shift": true, "truncate": true, "logprobs": false, "top_logprobs": 0,
-     "stream": true}    (false: the text comes in one message right before `done`)
+     "stream": true,    (false: the text comes in one message right before `done`)
+     "images": ["base64 of an image file", ...]}
+        images (vision runners only): PNG, JPEG, GIF, BMP, ... files, one per media_marker in
+        the text prompt, in order; the prompt must go on with text after its last image.
+        An image stands in token lists (`tokens` of `done`, tokenize) as one negative id
+        per position it takes, derived from a hash of its pixels.
     {"op": "cancel", "id": 1}                     frees the request's slot before the next step
-    {"op": "tokenize", "id": 2, "text": "...", "add_special": true, "parse_special": true}
+    {"op": "tokenize", "id": 2, "text": "...", "add_special": true, "parse_special": true,
+     "images": [...]}      (optional, as in completion: the count includes the images)
     {"op": "detokenize", "id": 3, "tokens": [...]}
     {"op": "embed", "id": 4, "texts": ["..."], "truncate": true}
     {"op": "status", "id": 5}                     (also answers "ping")
@@ -38,12 +47,19 @@ Responses (runner → server), each carrying the request's `id`:
                  "prompt_eval_duration", "eval_count", "eval_duration", "prompt_cached",
                  "truncated", "tokens": [prompt + generated ids],
                  "stop_sequence"?: the stop string that ended it}
-    tokenize    {"id", "tokens": [...]}
+    tokenize    {"id", "tokens": [...]}   (with images, also "count": tokens the prompt costs;
+                                          an image's tokens are its negative id, repeated)
     detokenize  {"id", "text": "..."}
     embed       {"id", "embeddings": [[...], ...], "prompt_eval_count": n}
     status      {"id", "ok": true, "slots": 4, "busy": [0, 2], "queued": 0,
-                 "cells": [tokens in each slot's KV cache]}
+                 "cells": [tokens in each slot's KV cache],
+                 "images_encoded": n, "images_cached": n, "images_encoding": n}
+                 (the image counters on vision runners only)
     any         {"id", "error": "...", "code": "bad_request" | "prompt_too_long" | "internal"}
+
+Images never crash a runner: one it cannot decode fails its request (`bad_request`, "image 1:
+cannot decode the image ..."), as do images sent to a runner without a projector ("images need
+a vision model: this model has no projector") and a marker count that differs from the images'.
 
 A cancelled completion ends with its `done` message (done_reason "cancel") unless the server
 has stopped listening. Durations are integer nanoseconds.

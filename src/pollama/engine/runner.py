@@ -225,6 +225,7 @@ class Runner:
                          "queued": len(self.queue), "cells": [len(s.tokens) for s in self.slots]}
                 if self.vision is not None:
                     reply["images_encoded"] = self.vision.encodes
+                    reply["images_encoding"] = len(self.encoding)
                     reply["images_cached"] = len(self.image_cache)
                 self.outbox.send(reply)
         except Exception as e:  # a bad request must not end the reader thread
