@@ -17,10 +17,11 @@ import itertools
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
-from pollama.engine.errors import RUNNER_CRASHED, RunnerCrashed, RunnerStartError
+from pollama.engine.errors import RUNNER_CRASHED, RequestRejected, RunnerCrashed, RunnerStartError
 from pollama.inference.scheduler import LoadSpec, StartRunner
 
 _pids = itertools.count(90001)
+IMAGE_TOKENS = 16  # what one image costs a fake runner with a projector
 
 
 class FakeRunner:
@@ -34,6 +35,8 @@ class FakeRunner:
         self.pid = next(_pids)
         self.info: dict[str, Any] = {"num_ctx": spec.num_ctx,
                                      "num_parallel": spec.num_parallel, "add_bos": False}
+        if spec.projector:  # as a runner started with --mmproj reports itself
+            self.info.update(vision=True, media_marker="<__media__>")
         self.memory_bytes = memory_bytes
         self.calls: list[tuple[str, Any]] = []
         self.returncode: int | None = None
@@ -80,10 +83,16 @@ class FakeRunner:
                "tokens": prompt + list(range(len(self.pieces)))}
 
     async def tokenize(self, text: str, add_special: bool = True,
-                       parse_special: bool = True) -> list[int]:
-        """One token a word (its length), so prompts fit a tiny num_ctx."""
+                       parse_special: bool = True,
+                       images: Sequence[str] = ()) -> list[int]:
+        """One token a word (its length), so prompts fit a tiny num_ctx; an image is
+        IMAGE_TOKENS tokens (a runner with a projector: `vision` in its info)."""
         self.calls.append(("tokenize", text))
-        return _tokens(text)
+        if images:
+            if not self.info.get("vision"):
+                raise RequestRejected("images sent to a runner without a projector")
+            text = text.replace(str(self.info["media_marker"]), " ")
+        return _tokens(text) + [0] * (IMAGE_TOKENS * len(images or []))
 
     async def detokenize(self, ids: Sequence[int]) -> str:
         self.calls.append(("detokenize", list(ids)))

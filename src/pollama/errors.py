@@ -6,6 +6,7 @@
     │   ├── DigestMismatch       400 digest of uploaded bytes differs
     │   ├── ModelfileError       400 Modelfile text that does not parse (names the line)
     │   ├── NotSupported         400 a capability the model lacks
+    │   ├── InvalidImage         400 an image that does not decode (names which one)
     │   └── EmbeddingError       400 an input or vector /api/embed cannot serve (EMB-03/04)
     ├── NotFound                 404
     │   └── ModelNotFound        404 "model '<m>' not found"
@@ -65,12 +66,8 @@ class SpeculativeDecodingUnsupported(NotSupported):
         super().__init__(SPECULATIVE_DECODING)
 
 
-class ImagesUnsupported(NotSupported):
-    """Images in a request: refused until vision lands, never dropped in silence."""
-
-    def __init__(self) -> None:
-        super().__init__("images are not supported by pollama yet: this server cannot show "
-                         "them to a model; send the request without images")
+class InvalidImage(BadRequest):
+    """An image that is not one the model can see: names which image and what is wrong."""
 
 
 class EmbeddingError(BadRequest):

@@ -396,8 +396,7 @@ IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png"
      "invalid image source type: url. Only base64 images are supported."),
     ({"model": "smollm2:135m", "max_tokens": 8, "messages": [{"role": "user", "content": [
         IMAGE, {"type": "text", "text": "What is this?"}]}]},
-     "images are not supported by pollama yet: this server cannot show them to a model; "
-     "send the request without images"),
+     "registry.ollama.ai/library/smollm2:135m does not support vision"),
     ({"model": "smollm2:135m", "max_tokens": 8, "messages": [{"role": "user", "content": [
         {"type": "document", "source": {"type": "text", "media_type": "text/plain",
                                         "data": "x"}}]}]},
@@ -426,7 +425,8 @@ def test_count_tokens_refuses_what_create_refuses(client, smol):
     with pytest.raises(anthropic.BadRequestError) as err:
         client.messages.count_tokens(model=smol, messages=[{"role": "user", "content": [
             IMAGE, {"type": "text", "text": "What is this?"}]}])
-    assert err.value.body["error"]["message"].startswith("images are not supported by pollama")
+    assert err.value.body["error"]["message"] == ("registry.ollama.ai/library/smollm2:135m "
+                                                  "does not support vision")
     with pytest.raises(anthropic.BadRequestError) as err:
         client.messages.count_tokens(model="", messages=ASK)
     check_error(err.value.body, "invalid_request_error", "model is required")

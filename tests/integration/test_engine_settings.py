@@ -312,12 +312,13 @@ def test_pollama_run_ends_a_runaway_answer_at_the_context(f16_server, smollm2_pa
     assert "eval count:           100 token(s)" in ran.stderr
 
 
-def test_images_are_refused_until_vision_lands(f16_server) -> None:
+def test_images_to_a_model_without_vision_are_refused(f16_server) -> None:
     png = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJ"
            "RU5ErkJggg==")
     answer = generate(f16_server, "smollm2:135m", images=[png])
     assert answer.status_code == 400
-    assert answer.json()["error"].startswith("images are not supported by pollama yet")
+    assert answer.json()["error"] == ("registry.ollama.ai/library/smollm2:135m does not support "
+                                      "vision")
     chat = httpx.post(f"{f16_server.url}/api/chat", json={
         "model": "smollm2:135m", "stream": False,
         "messages": [{"role": "user", "content": "What is this?", "images": [png]}]}, timeout=60)

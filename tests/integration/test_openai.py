@@ -300,11 +300,11 @@ def test_bad_tool_choice_is_an_openai_400(client, tooly):
                                                     "function": {"name": "nope"}})
 
 
-def test_images_data_url_is_refused_clearly_and_web_urls_too(client, smol):
+def test_images_to_a_text_model_and_web_urls_are_refused_clearly(client, smol):
     png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 16).decode()
     parts: list[Any] = [{"type": "text", "text": "What is this?"},
                         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]
-    with pytest.raises(openai.BadRequestError, match="images are not supported by pollama yet"):
+    with pytest.raises(openai.BadRequestError, match="smollm2:135m does not support vision"):
         client.chat.completions.create(model=smol, messages=[{"role": "user", "content": parts}])
     parts[1] = {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
     with pytest.raises(openai.BadRequestError) as err:

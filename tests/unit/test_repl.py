@@ -340,13 +340,16 @@ def test_create_request_is_ollamas(make):
     ("listen to C:\\sounds\\bell.wav", ["C:\\sounds\\bell.wav"]),
     ("no file here.png", []),
     ("/tmp/notes.txt", []),
+    ("two: ~/a.gif '/tmp/b c.png'", ["~/a.gif", "/tmp/b c.png"]),  # beyond Ollama: ~/ and gif
 ])
 def test_file_names_in_prompts(text, names):
     assert extract_file_names(text) == names
 
 
-def test_normalize_file_path():
+def test_normalize_file_path(monkeypatch):
     assert normalize_file_path("/tmp/My\\ Pics/\\(1\\)\\ cat.png") == "/tmp/My Pics/(1) cat.png"
+    monkeypatch.setenv("HOME", "/home/someone")
+    assert normalize_file_path("~/My\\ cat.png") == "/home/someone/My cat.png"
 
 
 def test_extract_file_data(tmp_path):

@@ -259,10 +259,15 @@ def run(
                           dimensions=dimensions)
         return
     if not interactive:
+        from pollama.cli.repl import extract_file_data, is_multimodal
+
+        images: list[str] = []
+        if is_multimodal(show):  # files the prompt names go with it (RUN-10)
+            text, images = extract_file_data(text, sys.stderr)
         runmod.generate_once(client, model, text, keepalive=keep, fmt=fmt, think=think_value,
                              hidethinking=hidethinking, verbose=verbose,
                              wordwrap=not nowordwrap and sys.stdout.isatty(),
-                             options=runmod.answer_defaults(show))
+                             options=runmod.answer_defaults(show), images=images)
         return
     from pollama.cli.repl import Session, run_interactive
 

@@ -138,7 +138,10 @@ USAGE_PARAMETERS = """Available Parameters:
 """
 
 # Ollama's extractFileNames: a path to an image or wav file inside the prompt (spec RUN-10).
-FILE_PATTERN = re.compile(r"(?:[a-zA-Z]:)?(?:\./|/|\\)[\S\\ ]+?\.(?i:jpg|jpeg|png|webp|wav)\b")
+# Ollama's pattern (RUN-10), and beyond it `~/` paths and .gif files (the server reads GIFs).
+FILE_PATTERN = re.compile(
+    r"(?:[a-zA-Z]:|~)?(?:\./|/|\\)[\S\\ ]+?\.(?i:jpg|jpeg|png|webp|gif|wav)\b")
+FILE_TYPES = ("image/jpeg", "image/jpg", "image/png", "image/webp", "image/gif", "audio/wave")
 _PATH_ESCAPES = {"\\ ": " ", "\\(": "(", "\\)": ")", "\\[": "[", "\\]": "]", "\\{": "{",
                  "\\}": "}", "\\$": "$", "\\&": "&", "\\;": ";", "\\'": "'", "\\\\": "\\",
                  "\\*": "*", "\\?": "?", "\\~": "~"}
@@ -225,8 +228,9 @@ def extract_file_names(text: str) -> list[str]:
 
 
 def normalize_file_path(path: str) -> str:
-    """Undo shell escapes (`\\ `, `\\(`, ...) in a dragged-in path."""
-    return _PATH_ESCAPE_RE.sub(lambda m: _PATH_ESCAPES[m.group(0)], path)
+    """Undo shell escapes (`\\ `, `\\(`, ...) in a dragged-in path; `~/` is the home."""
+    path = _PATH_ESCAPE_RE.sub(lambda m: _PATH_ESCAPES[m.group(0)], path)
+    return os.path.expanduser(path) if path.startswith("~/") else path
 
 
 def _sniff(head: bytes) -> str:
@@ -255,8 +259,7 @@ def extract_file_data(text: str, err: TextIO) -> tuple[str, list[str]]:
             with open(path, "rb") as f:
                 head = f.read(512)
                 kind = _sniff(head)
-                if kind not in ("image/jpeg", "image/jpg", "image/png", "image/webp",
-                                "audio/wave"):
+                if kind not in FILE_TYPES:
                     raise ValueError(f"invalid file type: {kind}")
                 if os.fstat(f.fileno()).st_size > MAX_FILE_SIZE:
                     raise ValueError("file size exceeds maximum limit (100MB)")
@@ -342,10 +345,16 @@ class Session:
         self.loaded_messages = list(show.get("messages") or [])
         self.capabilities = list(show.get("capabilities") or [])
         self.answer_defaults = answer_defaults(show)
-        info = show.get("model_info") or {}
-        self.multimodal = ("vision" in self.capabilities or "audio" in self.capabilities
-                           or bool(show.get("projector_info"))
-                           or any(".vision." in key for key in info))
+        self.multimodal = is_multimodal(show)
+
+
+def is_multimodal(show: dict[str, Any]) -> bool:
+    """Whether prompts to this model attach the files they name (RUN-10): vision or audio, or
+    an older server's projector_info / `.vision.` model_info keys."""
+    capabilities = show.get("capabilities") or []
+    info = show.get("model_info") or {}
+    return ("vision" in capabilities or "audio" in capabilities
+            or bool(show.get("projector_info")) or any(".vision." in key for key in info))
 
 
 @dataclass

@@ -360,9 +360,12 @@ def answer_defaults(show: dict[str, Any]) -> dict[str, Any]:
 def generate_once(client: Client, model: str, prompt: str, *, keepalive: str | None,
                   fmt: str | None, think: bool | str | None, hidethinking: bool,
                   verbose: bool, wordwrap: bool = False,
-                  options: dict[str, Any] | None = None) -> None:
+                  options: dict[str, Any] | None = None,
+                  images: list[str] | None = None) -> None:
     """One-shot `/api/generate` streamed to stdout; plain text when stdout is not a terminal."""
     body: dict[str, Any] = {"model": model, "prompt": prompt}
+    if images:
+        body["images"] = images
     if options:
         body["options"] = options
     if keepalive is not None:

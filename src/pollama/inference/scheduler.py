@@ -140,8 +140,10 @@ class RunnerLike(Protocol):
         ...
 
     async def tokenize(self, text: str, add_special: bool = True,
-                       parse_special: bool = True) -> list[int]:
-        """Text → token ids."""
+                       parse_special: bool = True,
+                       images: Sequence[str] = ()) -> list[int]:
+        """Text → token ids; with `images` (base64, one per media marker in `text`, on a
+        runner started with a projector) each image counts at its real size."""
         ...
 
     async def detokenize(self, ids: Sequence[int]) -> str:

@@ -7,13 +7,20 @@ out by `thinking.py` (GF-25), tool calls by `tools.py` (GF-20).
 
 Constrained output (`grammar.py`) is enforced by the runner's sampler; on chat with thinking
 a `format` only applies after the thinking (GF-11).
+
+Images (GEN-11, MSG-01) need the `vision` capability (a projector); each is checked and made
+readable by `images.py`, gets an `[img-N]` tag in its message (`template/prompt.py`), and the
+runner gets the prompt with its media marker in place of each tag and the images in the same
+order: only those of the messages kept after truncation, each counted at its real size.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,14 +29,15 @@ from pollama.engine.cpu_probe import RepackDecision
 from pollama.engine.errors import RequestRejected
 from pollama.errors import (
     BadRequest,
-    ImagesUnsupported,
     InvalidModelName,
     ModelNotFound,
     NotSupported,
+    PollamaError,
     SpeculativeDecodingUnsupported,
 )
 from pollama.formats import options as opts
 from pollama.go import go_time
+from pollama.inference import images as image_files
 from pollama.inference.embed import embed_inputs
 from pollama.inference.grammar import request_grammar, split_grammar
 from pollama.inference.requests import ChatRequest, EmbedRequest, GenerateRequest
@@ -49,7 +57,7 @@ from pollama.models.details import model_details
 from pollama.models.info import ModelInfo, build
 from pollama.names import parse
 from pollama.store import Store
-from pollama.template.prompt import fit_messages
+from pollama.template.prompt import Fitted, fit_messages, media_prompt, tag_images
 
 log = logging.getLogger("pollama.inference.service")
 
@@ -144,6 +152,21 @@ def _metrics(done: dict[str, Any], started: float, load_ns: int) -> dict[str, An
     return {k: v for k, v in out.items() if v}
 
 
+@dataclass
+class _ChatPlan:
+    """A checked chat request: what its run needs; no `messages` means load or unload."""
+
+    info: ModelInfo
+    keep_alive: float | None
+    options: dict[str, Any]
+    raw_grammar: str | None
+    messages: list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+    max_calls: int | None = None
+    think: bool | str | None = None
+    grammar: str | None = None
+
+
 class Inference:
     """The server's generate/chat service over one scheduler."""
 
@@ -205,6 +228,8 @@ class Inference:
         kv = info.gguf.kv if info.gguf else {}
         arch = info.gguf.architecture if info.gguf else ""
         num_ctx = self.scheduler.default_num_ctx(info.n_ctx_train, options.get("num_ctx"))
+        if "vision" in info.capabilities:  # room for pictures: at least 2048 (SCH-13)
+            num_ctx = max(num_ctx, min(2048, info.n_ctx_train or 2048))
         kv_slot = estimate_kv_bytes(kv, arch, num_ctx, self.config.kv_cache_type or "f16")
         file_size = info.model.model_path.stat().st_size
         embedding = "embedding" in info.capabilities and "completion" not in info.capabilities
@@ -289,6 +314,11 @@ class Inference:
             raise BadRequest("raw mode does not support template, system, or context")
         if not 0 <= req.top_logprobs <= 20:
             raise BadRequest("top_logprobs must be between 0 and 20")
+        if req.context and any(t < 0 for t in req.context):
+            # an image in an earlier answer's context is its negative id: no text gives it back
+            raise BadRequest("context holds the images of an earlier exchange, which cannot be "
+                             "sent back as tokens: send the conversation with its images to "
+                             "/api/chat instead")
         keep_alive = parse_keep_alive(req.keep_alive)
         request_options, raw_grammar = split_grammar(req.options, req.grammar)
         options = self.merged_options(info, request_options)
@@ -304,7 +334,8 @@ class Inference:
         if "completion" not in info.capabilities:
             raise BadRequest(f'"{req.model}" does not support generate')
         if req.images and not req.debug_render_only:
-            raise ImagesUnsupported()
+            self.check_capabilities(info, ["vision"])
+        images = await self._prepare_images(req.images, "image {n}")
         think = self._resolve_think(info, think, req.model)
         grammar = request_grammar(req.format, raw_grammar)
 
@@ -312,19 +343,25 @@ class Inference:
             load_ns = time.perf_counter_ns() - started
             handle = runner.started()
             if req.raw:
-                prompt = req.prompt
+                tagged, images = tag_images([{"content": req.prompt, "images": images}])
+                prompt = str(tagged[0]["content"])
             else:
-                prompt = await self._generate_prompt(info, runner, req, options, think)
+                prompt, images = await self._generate_prompt(info, runner, req, images, options,
+                                                             think)
+            # a deprecated `context`: the earlier exchange's text goes before the new turn
+            earlier = await handle.detokenize(req.context) if req.context and not req.raw \
+                else ""
             if req.debug_render_only:
                 yield {"model": req.model, "created_at": now_rfc3339(),
-                       "_debug_info": {"rendered_template": prompt,
-                                       "image_count": len(req.images or [])}}
+                       "_debug_info": {"rendered_template": earlier + prompt,
+                                       "image_count": len(images)}}
                 return
-            out = Output(self._thinking_parser(info, think, prompt), None)
-            prompt = self._strip_bos(info, handle, prompt)
+            out = Output(self._thinking_parser(info, think, earlier + prompt), None)
+            prompt = self._runner_prompt(info, handle, prompt, images, earlier=earlier)
             completion = self._completion_request(prompt, options, grammar, req.shift,
                                                   req.logprobs, req.top_logprobs,
-                                                  stream=req.stream is not False)
+                                                  stream=req.stream is not False,
+                                                  images=images)
             stream = self._completion(handle, completion, raw_grammar)
             try:
                 async for chunk in stream:
@@ -353,8 +390,10 @@ class Inference:
                 await stream.aclose()  # cancels the runner's request when left early
 
     async def _generate_prompt(self, info: ModelInfo, runner: RunnerRef, req: GenerateRequest,
-                               options: dict[str, Any], think: bool | str | None) -> str:
-        """The templated prompt of a generate request (spec GEN-03…GEN-06)."""
+                               images: list[str], options: dict[str, Any],
+                               think: bool | str | None) -> tuple[str, list[str]]:
+        """The templated prompt of a generate request (spec GEN-03…GEN-06), image tags in it,
+        and its images in the order of their tags; a `context`'s text is not in it yet."""
         from pollama.template.ollama import render_go_generate
 
         messages: list[dict[str, Any]] = []
@@ -364,24 +403,21 @@ class Inference:
         if not req.context:
             messages.extend(info.model.messages)
         user: dict[str, Any] = {"role": "user", "content": req.prompt}
-        if req.images:
-            user["images"] = req.images
+        if images:
+            user["images"] = images
         messages.append(user)
         if req.template or req.suffix:
             # direct execution: the request's template, or the model's for fill-in-middle
             source = req.template or info.template.go_template or DEFAULT_TEMPLATE
-            prompt = render_go_generate(source, messages, suffix=req.suffix, think=think)
-        else:
-            prompt, _dropped = await self._fit(info, runner, messages, options, req.truncate,
-                                               None, think)
-        if req.context:
-            prompt = await runner.started().detokenize(req.context) + prompt
-        return prompt
+            tagged, kept = tag_images(messages)
+            return render_go_generate(source, tagged, suffix=req.suffix, think=think), kept
+        fitted = await self._fit(info, runner, messages, options, req.truncate, None, think)
+        return fitted.prompt, fitted.images
 
     # -- chat ------------------------------------------------------------------------------
 
-    async def chat(self, req: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
-        started = time.perf_counter_ns()
+    async def _chat_plan(self, req: ChatRequest, *, check_vision: bool) -> _ChatPlan:
+        """A chat request checked, and what running it needs before a runner is taken."""
         info = self.model_info(req.model, required_text="model is required")
         think = validate_think(req.think)
         if not 0 <= req.top_logprobs <= 20:
@@ -390,43 +426,75 @@ class Inference:
         request_options, raw_grammar = split_grammar(req.options, req.grammar)
         options = self.merged_options(info, request_options)
         request_messages = [m.to_dict() for m in (req.messages or [])]
+        plan = _ChatPlan(info, keep_alive, options, raw_grammar)
         if not request_messages:
+            return plan
+        if "completion" not in info.capabilities:
+            raise BadRequest(f'"{req.model}" does not support chat')
+        choice = resolve_tool_choice(req.tool_choice, req.parallel_tool_calls, req.tools)
+        plan.tools = req.tools if choice.mode != "none" else None
+        plan.max_calls = choice.max_calls
+        if plan.tools:
+            self.check_capabilities(info, ["tools"])
+        if check_vision and any(m.get("images") for m in request_messages):
+            self.check_capabilities(info, ["vision"])
+        for i, m in enumerate(request_messages, 1):
+            if m.get("images"):
+                m["images"] = await self._prepare_images(m["images"],
+                                                         f"image {{n}} of message {i}")
+        plan.think = self._resolve_think(info, think, req.model)
+        plan.grammar = request_grammar(req.format, raw_grammar)
+        if plan.tools and choice.forced:
+            if plan.grammar is not None:
+                raise BadRequest("a required tool_choice cannot be combined with format or "
+                                 "grammar")
+            plan.grammar = choice.grammar(plan.tools, info.template.tool_tag())
+        messages = drop_old_thinking(info, list(info.model.messages) + request_messages)
+        if info.model.system and request_messages[0].get("role") != "system":
+            messages.insert(0, {"role": "system", "content": info.model.system})
+        plan.messages = messages
+        return plan
+
+    async def chat_prompt_tokens(self, req: ChatRequest) -> int:
+        """How many tokens the prompt of `req` is when the runner evaluates it (images at
+        their real size, after truncation): the Anthropic dialect's `count_tokens`."""
+        plan = await self._chat_plan(req, check_vision=True)
+        if not plan.messages:
+            raise BadRequest("messages are required")
+        async with self._acquire(plan.info, plan.options, plan.keep_alive) as runner:
+            handle = runner.started()
+            fitted = await self._fit(plan.info, runner, plan.messages, plan.options,
+                                     req.truncate, plan.tools, plan.think)
+            prompt = self._runner_prompt(plan.info, handle, fitted.prompt, fitted.images)
+            return len(await self._tokenize(handle, prompt, fitted.images))
+
+    async def chat(self, req: ChatRequest) -> AsyncGenerator[dict[str, Any], None]:
+        started = time.perf_counter_ns()
+        plan = await self._chat_plan(req, check_vision=not req.debug_render_only)
+        info, options, keep_alive = plan.info, plan.options, plan.keep_alive
+        think, tools, grammar, raw_grammar = plan.think, plan.tools, plan.grammar, \
+            plan.raw_grammar
+        messages = plan.messages
+        if not messages:
             reason = await self._load_or_unload(info, options, keep_alive)
             yield {"model": req.model, "created_at": now_rfc3339(),
                    "message": {"role": "assistant", "content": ""}, "done": True,
                    "done_reason": reason}
             return
-        if "completion" not in info.capabilities:
-            raise BadRequest(f'"{req.model}" does not support chat')
-        choice = resolve_tool_choice(req.tool_choice, req.parallel_tool_calls, req.tools)
-        tools = req.tools if choice.mode != "none" else None
-        if tools:
-            self.check_capabilities(info, ["tools"])
-        if not req.debug_render_only and any(m.get("images") for m in request_messages):
-            raise ImagesUnsupported()
-        think = self._resolve_think(info, think, req.model)
-        grammar = request_grammar(req.format, raw_grammar)
-        if tools and choice.forced:
-            if grammar is not None:
-                raise BadRequest("a required tool_choice cannot be combined with format or "
-                                 "grammar")
-            grammar = choice.grammar(tools, info.template.tool_tag())
-        messages = drop_old_thinking(info, list(info.model.messages) + request_messages)
-        if info.model.system and request_messages[0].get("role") != "system":
-            messages.insert(0, {"role": "system", "content": info.model.system})
 
         async with self._acquire(info, options, keep_alive) as runner:
             load_ns = time.perf_counter_ns() - started
             handle = runner.started()
-            prompt, _dropped = await self._fit(info, runner, messages, options, req.truncate,
-                                               tools, think)
+            fitted = await self._fit(info, runner, messages, options, req.truncate, tools,
+                                     think)
+            prompt = fitted.prompt
             if req.debug_render_only:
                 yield {"model": req.model, "created_at": now_rfc3339(),
-                       "_debug_info": {"rendered_template": prompt, "image_count": sum(
-                           len(m.get("images") or []) for m in messages)}}
+                       "_debug_info": {"rendered_template": prompt,
+                                       "image_count": len(fitted.images)}}
                 return
             thinking_parser = self._thinking_parser(info, think, prompt)
-            tool_parser = (ToolCallParser(info.template.tool_tag(), tools, choice.max_calls)
+            tool_parser = (ToolCallParser(info.template.tool_tag(), tools, plan.max_calls)
                            if tools else None)
             out = Output(thinking_parser, tool_parser)
             # GF-11: with thinking, `format` only applies once the thinking is over: run
@@ -436,9 +504,9 @@ class Inference:
                 thinking_parser is not None
             while True:
                 completion = self._completion_request(
-                    self._strip_bos(info, handle, prompt), options,
+                    self._runner_prompt(info, handle, prompt, fitted.images), options,
                     None if deferred else grammar, req.shift, req.logprobs, req.top_logprobs,
-                    stream=req.stream is not False or deferred)
+                    stream=req.stream is not False or deferred, images=fitted.images)
                 restart = False
                 stream = self._completion(handle, completion, raw_grammar)
                 try:
@@ -484,8 +552,9 @@ class Inference:
                 if out.thought:
                     messages = [*messages, {"role": "assistant", "content": "",
                                             "thinking": out.thought}]
-                    prompt, _dropped = await self._fit(info, runner, messages, options,
-                                                       req.truncate, tools, think)
+                    fitted = await self._fit(info, runner, messages, options,
+                                             req.truncate, tools, think)
+                    prompt = fitted.prompt
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -527,15 +596,53 @@ class Inference:
 
     async def _fit(self, info: ModelInfo, runner: RunnerRef, messages: list[dict[str, Any]],
                    options: dict[str, Any], truncate: bool | None, tools: Any,
-                   think: bool | str | None) -> tuple[str, int]:
+                   think: bool | str | None) -> Fitted:
         handle = runner.started()
 
-        async def count(text: str) -> int:
-            return len(await handle.tokenize(text, add_special=True, parse_special=True))
+        async def count(text: str, images: list[str]) -> int:
+            if images and "vision" in info.capabilities:
+                text = self._runner_prompt(info, handle, text, images)
+                return len(await self._tokenize(handle, text, images))
+            # a model without a projector only renders images (_debug_render_only)
+            return len(await self._tokenize(handle, self._strip_bos(info, handle, text), []))
 
         return await fit_messages(info.template, messages, num_ctx=runner.spec.num_ctx,
                                   truncate=truncate is not False, count_tokens=count,
                                   tools=tools, think=think)
+
+    @staticmethod
+    async def _tokenize(handle: RunnerLike, prompt: str, images: list[str]) -> list[int]:
+        """The tokens the runner evaluates for `prompt` (BOS as it adds it), images included."""
+        if images:
+            return await handle.tokenize(prompt, add_special=True, parse_special=True,
+                                         images=images)
+        return await handle.tokenize(prompt, add_special=True, parse_special=True)
+
+    @staticmethod
+    async def _prepare_images(images: Sequence[str] | None, label: str) -> list[str]:
+        """Images checked and made readable by the runner (`images.py`), off the event loop."""
+        if not images:
+            return []
+        return await asyncio.to_thread(image_files.prepare, images, label)
+
+    @classmethod
+    def _runner_prompt(cls, info: ModelInfo, handle: RunnerLike, prompt: str,
+                       images: list[str], *, earlier: str = "") -> str:
+        """The text the runner gets: the runner's media marker for each image tag, after
+        `earlier` (a `context`'s text), a printed BOS dropped when the tokenizer adds one."""
+        if images:
+            marker = handle.info.get("media_marker")
+            if not handle.info.get("vision") or not isinstance(marker, str) or not marker:
+                raise PollamaError(f"the runner of {info.model.stored.name.display_long()} "
+                                   "was started without its projector: it cannot take images")
+            try:
+                prompt = media_prompt(prompt, len(images), marker)
+            except ValueError as err:
+                raise BadRequest(str(err)) from None
+            if (earlier + prompt).count(marker) != len(images):
+                raise BadRequest(f"the prompt contains the text {marker}, which marks an "
+                                 "image for this model: remove it from the messages")
+        return cls._strip_bos(info, handle, earlier + prompt)
 
     @staticmethod
     def _strip_bos(info: ModelInfo, handle: RunnerLike, prompt: str) -> str:
@@ -548,10 +655,15 @@ class Inference:
     @staticmethod
     def _completion_request(prompt: str, options: dict[str, Any], grammar: str | None,
                             shift: bool | None, logprobs: bool, top_logprobs: int,
-                            stream: bool = True) -> dict[str, Any]:
-        return {"prompt": prompt, "options": options, "grammar": grammar,
-                "shift": shift is not False, "logprobs": logprobs or top_logprobs > 0,
-                "top_logprobs": top_logprobs, "stream": stream}
+                            stream: bool = True,
+                            images: list[str] | None = None) -> dict[str, Any]:
+        request: dict[str, Any] = {"prompt": prompt, "options": options, "grammar": grammar,
+                                   "shift": shift is not False,
+                                   "logprobs": logprobs or top_logprobs > 0,
+                                   "top_logprobs": top_logprobs, "stream": stream}
+        if images:
+            request["images"] = images  # base64, one per media marker in the prompt, in order
+        return request
 
     # -- embeddings ------------------------------------------------------------------------
 

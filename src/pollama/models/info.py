@@ -122,7 +122,6 @@ def _derive(model: Model, config: Config) -> tuple[gguf.GGUFInfo | None, PromptT
         chat_template=chat_template,
         bos_token=_token_text(info, "bos") if info else "",
         eos_token=_token_text(info, "eos") if info else "",
-        has_projector=bool(model.projector_paths),
     )
     caps: list[str] = []
     if info is not None:

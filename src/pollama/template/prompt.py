@@ -5,19 +5,24 @@ the GGUF has a chat template and OLLAMA_GO_TEMPLATE=0, or (the variable unset) t
 more (`models.info.prefer_chat_template`); otherwise the GGUF's Jinja `tokenizer.chat_template`;
 otherwise Ollama's default `{{ .Prompt }}`. The same choice gives the thinking tags and the
 tool-call tag the output parsers look for. History that does not fit `num_ctx` loses its
-oldest turns first; system messages are always kept (spec PRM-01).
+oldest turns first; system messages are always kept (spec PRM-01), and a window's images count
+at their real size (the runner tokenizes the prompt with them).
+
+Images get Ollama's placeholders (PRM-03): each image of a kept message is an `[img-N]` tag (N
+counts the window's images from 0), replacing the first `[img]` of the message's text if there
+is one, else prefixed to it; `media_prompt` turns the rendered tags into the runner's marker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pollama.formats import gguf
 from pollama.template import jinja
 
-IMAGE_TOKENS = 768  # Ollama's per-image estimate when counting a window (PRM-01)
+IMAGE_PLACEHOLDER = "[img]"  # where a user wants an image in the text (PRM-03)
 DEFAULT_TEMPLATE = "{{ .Prompt }}"  # what Ollama runs for a model without a template (TPL-03)
 
 
@@ -29,7 +34,6 @@ class PromptTemplate:
     chat_template: str | None
     bos_token: str = ""
     eos_token: str = ""
-    has_projector: bool = False
 
     @property
     def kind(self) -> str:
@@ -91,32 +95,78 @@ def _jinja_message(message: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def image_tag(n: int) -> str:
+    """The placeholder of the window's image `n` (0-based) in a rendered prompt."""
+    return f"[img-{n}]"
+
+
+def tag_images(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Messages with an `[img-N]` tag per image in their text (Ollama's imageTaggedMessages),
+    and the images in the order of their tags. Messages without images are left as they are."""
+    out: list[dict[str, Any]] = []
+    images: list[str] = []
+    for m in messages:
+        own = m.get("images") or []
+        if not own:
+            out.append(m)
+            continue
+        content = str(m.get("content") or "")
+        prefix = ""
+        for image in own:
+            tag = image_tag(len(images))
+            images.append(image)
+            if IMAGE_PLACEHOLDER in content:
+                content = content.replace(IMAGE_PLACEHOLDER, tag, 1)
+            else:
+                prefix += tag
+        out.append({**m, "content": prefix + content})
+    return out, images
+
+
+def media_prompt(prompt: str, count: int, marker: str) -> str:
+    """A rendered prompt with its `count` image tags turned into the runner's media marker.
+
+    Raises ValueError when a tag is missing: the template left out a message with an image,
+    which would otherwise go to the model without its place in the text.
+    """
+    for n in range(count):
+        tag = image_tag(n)
+        if tag not in prompt:
+            raise ValueError(f"the model's template leaves out the message that carries image "
+                             f"{n + 1} of the prompt")
+        prompt = prompt.replace(tag, marker, 1)
+    return prompt
+
+
+@dataclass
+class Fitted:
+    """What `fit_messages` chose: the prompt (image tags in it), how many messages it left out,
+    and the images of the kept messages in the order of their tags."""
+
+    prompt: str
+    dropped: int = 0
+    images: list[str] = field(default_factory=list)
+
+
 async def fit_messages(template: PromptTemplate, messages: list[dict[str, Any]], *,
                        num_ctx: int, truncate: bool,
-                       count_tokens: Callable[[str], Awaitable[int]],
+                       count_tokens: Callable[[str, list[str]], Awaitable[int]],
                        tools: list[Any] | None = None,
-                       think: bool | str | None = None) -> tuple[str, int]:
+                       think: bool | str | None = None) -> Fitted:
     """Render the longest suffix of `messages` that fits `num_ctx` (systems always kept).
 
-    Returns the prompt and how many non-system messages were dropped.
+    `count_tokens(prompt, images)` is what the runner would evaluate for a rendered window.
     """
-    def window(start: int) -> list[dict[str, Any]]:
+    def window(start: int) -> Fitted:
         kept_systems = [m for m in messages[:start] if m.get("role") == "system"]
-        return kept_systems + messages[start:]
+        tagged, images = tag_images(kept_systems + messages[start:])
+        dropped = sum(1 for m in messages[:start] if m.get("role") != "system")
+        return Fitted(template.render(tagged, tools=tools, think=think), dropped, images)
 
-    prompt = template.render(messages, tools=tools, think=think)
     if not truncate or len(messages) <= 1:
-        return prompt, 0
+        return window(0)
     for start in range(len(messages)):
         candidate = window(start)
-        prompt = template.render(candidate, tools=tools, think=think) if start else prompt
-        images = sum(len(m.get("images") or []) for m in candidate)
-        count = await count_tokens(prompt)
-        if template.has_projector:
-            count += images * IMAGE_TOKENS
-        if count <= num_ctx:
-            dropped = sum(1 for m in messages[:start] if m.get("role") != "system")
-            return prompt, dropped
-    last = window(len(messages) - 1)
-    dropped = sum(1 for m in messages[:-1] if m.get("role") != "system")
-    return template.render(last, tools=tools, think=think), dropped
+        if await count_tokens(candidate.prompt, candidate.images) <= num_ctx:
+            return candidate
+    return window(len(messages) - 1)

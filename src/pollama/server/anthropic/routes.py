@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from pollama.errors import BadRequest, ImagesUnsupported, PollamaError
+from pollama.errors import BadRequest, PollamaError
 from pollama.inference.collapse import collapse_chat
 from pollama.inference.requests import ChatRequest
 from pollama.server.anthropic.errors import error_response, new_id
@@ -67,27 +67,11 @@ async def _messages(request: Request, server: ServerState, request_id: str) -> R
 
 async def _count_tokens(request: Request, server: ServerState) -> dict[str, int]:
     """The tokens of the prompt the model would see: the conversation rendered through the
-    chat path (template, tools, system, truncation) and tokenized by the model's tokenizer."""
+    chat path (template, tools, system, truncation) and tokenized by the model's runner,
+    images at their real size."""
     translated = translate(_body(await request.body()), count_only=True)
     chat = _relax_thinking(server, translated.chat)
-    if any(m.images for m in chat.messages or []):
-        raise ImagesUnsupported()  # as /v1/messages would answer: no count for a refused prompt
-    rendered: str | None = None
-    async for event in server.inference.chat(chat):
-        rendered = (event.get("_debug_info") or {}).get("rendered_template", rendered)
-    if rendered is None:  # the chat path always renders a non-empty conversation
-        raise PollamaError("the prompt could not be rendered")
-    return {"input_tokens": await prompt_tokens(server, chat.model, rendered)}
-
-
-async def prompt_tokens(server: ServerState, model: str, prompt: str) -> int:
-    """How many tokens `prompt` is when the runner evaluates it: a BOS the template printed is
-    stripped when the tokenizer adds its own (PRM-04), as the chat path does."""
-    inference = server.inference
-    bos = inference.model_info(model).template.bos_token
-    if bos and prompt.startswith(bos) and await inference.tokenize(model, ""):
-        prompt = prompt[len(bos):]
-    return len(await inference.tokenize(model, prompt))
+    return {"input_tokens": await server.inference.chat_prompt_tokens(chat)}
 
 
 @router.post("/v1/messages")
