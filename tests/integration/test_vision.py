@@ -91,6 +91,27 @@ def test_two_from_lines_make_a_vision_model(server: Server, seer: str) -> None:
     assert kinds.count("application/vnd.ollama.image.model") == 1
 
 
+def test_from_a_model_and_a_projector_file(server: Server, seer: str, smol: str,
+                                           files: dict[str, Path]) -> None:
+    """`FROM <model>` + `FROM ./mmproj.gguf`: the projector joins the model (Ollama drops it);
+    a second set of weights is refused, never ignored."""
+    text_only = files["root"] / "TextOnly"
+    text_only.write_text(f"FROM {files['text']}\n")
+    assert server.cli("create", "seer-text", "-f", str(text_only)).returncode == 0
+    assert "vision" not in (server.client().show("seer-text").capabilities or [])
+    both = files["root"] / "Both"
+    both.write_text(f"FROM seer-text\nFROM {files['projector']}\nPARAMETER num_predict 12\n")
+    made = server.cli("create", "seer-again", "-f", str(both))
+    assert made.returncode == 0, made.stderr
+    assert "vision" in (server.client().show("seer-again").capabilities or [])
+    assert answer(chat(server, "seer-again", [b64(RED)])) == answer(chat(server, seer,
+                                                                         [b64(RED)]))
+    twice = files["root"] / "Twice"
+    twice.write_text(f"FROM {smol}\nFROM {files['text']}\n")
+    refused = server.cli("create", "two-models", "-f", str(twice))
+    assert refused.returncode != 0 and "is not a projector" in refused.stderr
+
+
 def test_a_pulled_projector_layer_works(server: Server, seer: str, registry: Registry,
                                         tmp_path: Path) -> None:
     remote = f"{registry.host}/test/seer:latest"

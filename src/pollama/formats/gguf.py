@@ -383,7 +383,7 @@ def gguf_capabilities(info: GGUFInfo, has_projector: bool = False, *,
 
     Chat-template `tools`/`thinking` first (only when the chat template is the one used, i.e.
     no Go renderer/template path), then `embedding` (a `pooling_type` key) or `completion`,
-    `vision` (`vision.block_count` or a projector), `audio` (`audio.block_count` or a projector
+    `vision` (a projector: departure below), `audio` (`audio.block_count` or a projector
     with an audio encoder). Go-template, parser and gpt-oss capabilities are added elsewhere.
     """
     caps: list[str] = []
@@ -396,8 +396,8 @@ def gguf_capabilities(info: GGUFInfo, has_projector: bool = False, *,
         for cap in chat_template_capabilities(info.chat_template):
             add(cap)
     add("embedding" if _kv(info, "pooling_type") is not None else "completion")
-    if _kv(info, "vision.block_count") is not None:
-        add("vision")
+    # Vision needs a projector file here: llama.cpp's mtmd cannot read a vision encoder built
+    # into the model GGUF (Ollama's own engine can, and lists `vision` for those).
     if _kv(info, "audio.block_count") is not None:
         add("audio")
     if has_projector:

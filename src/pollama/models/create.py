@@ -133,6 +133,24 @@ def _is_projector(kv: dict[str, Any]) -> bool:
     return kv.get("general.architecture") == "clip" and not kv.get("block_count")
 
 
+def _add_projectors(store: Store, builder: _LayerBuilder, files: dict[str, str],
+                    progress: Progress) -> None:
+    """`FROM <model>` with `FROM ./mmproj.gguf`: the projector file replaces the base's (Ollama
+    drops `files` when `from` is set, and the picture would be silently lost). Only projectors
+    can join an existing model: a second set of weights is refused, not ignored."""
+    for key in sorted(files):
+        if _files_kind(store, {key: files[key]}) != "gguf":
+            raise BadRequest(f"{key}: only a GGUF projector file can be added to an existing "
+                             "model")
+        layer, _info = _gguf_layer(store, key, files[key], progress)
+        if layer.media_type != mt.MEDIA_PROJECTOR:
+            raise BadRequest(f"{key} is not a projector: FROM an existing model takes only a "
+                             "projector (mmproj) file besides it")
+        builder.layers = [la for la in builder.layers if la.media_type != mt.MEDIA_PROJECTOR]
+        builder.layers.append(layer)
+        builder.statuses.append(f"using existing layer {layer.digest}")
+
+
 def _files_kind(store: Store, files: dict[str, str]) -> str:
     for key, digest in files.items():
         if key.endswith(".safetensors"):
@@ -189,6 +207,7 @@ def create_model(store: Store, request: dict[str, Any], progress: Progress,
             if src.media_type == mt.MEDIA_MODEL and store.blobs.exists(src.digest):
                 with contextlib.suppress(gguf.GGUFError):
                     model_infos.append((layer, gguf.read(store.blobs.path(src.digest))))
+        _add_projectors(store, builder, request.get("files") or {}, progress)
         try:
             base_config = json.loads(store.blobs.read_bytes(base.manifest.config.digest))
             for key in ("renderer", "parser", "requires", "model_format", "capabilities"):
