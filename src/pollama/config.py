@@ -7,6 +7,7 @@ fall back to the default with a warning, durations accept Go duration strings or
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
@@ -103,6 +104,16 @@ class Host:
     def bind_host(self) -> str:
         return self.host or "0.0.0.0"
 
+    @property
+    def is_loopback(self) -> bool:
+        """Whether only this machine can reach the listener (`localhost`, 127.0.0.0/8, ::1)."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.bind_host).is_loopback
+        except ValueError:
+            return False
+
 
 def parse_host(raw: str) -> Host:
     """Parse OLLAMA_HOST as Ollama does: `host`, `:port`, `host:port`, `scheme://host:port/path`."""
@@ -160,6 +171,12 @@ class Config:
     max_transfer_streams: int  # OLLAMA_MAX_TRANSFER_STREAMS, default 4
     repack: bool | None = None  # OLLAMA_REPACK, None = probe the CPU once (engine/cpu_probe.py)
     home: Path = field(default_factory=lambda: Path.home() / ".ollama")
+    # Beyond Ollama: bearer-token auth (OLLAMA_API_KEYS, OLLAMA_API_KEYS_FILE), serving beyond
+    # loopback without keys (OLLAMA_ALLOW_INSECURE), Prometheus metrics (OLLAMA_METRICS).
+    api_keys: tuple[str, ...] = ()
+    api_keys_error: str = ""  # why OLLAMA_API_KEYS_FILE could not be read
+    allow_insecure: bool = False
+    metrics: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -171,6 +188,7 @@ class Config:
         debug = int(debug_raw) if debug_raw.isdigit() else 1 if _bool(env, "OLLAMA_DEBUG") else 0
         go_template = _optional_bool(env, "OLLAMA_GO_TEMPLATE")
         flash = _optional_bool(env, "OLLAMA_FLASH_ATTENTION")
+        keys, keys_error = _api_keys(env)
         return cls(
             host=parse_host(_var(env, "OLLAMA_HOST")),
             models=Path(models).expanduser() if models else home / "models",
@@ -190,6 +208,10 @@ class Config:
             max_transfer_streams=_int(env, "OLLAMA_MAX_TRANSFER_STREAMS", 4),
             repack=_optional_bool(env, "OLLAMA_REPACK"),
             home=home,
+            api_keys=keys,
+            api_keys_error=keys_error,
+            allow_insecure=_bool(env, "OLLAMA_ALLOW_INSECURE"),
+            metrics=_optional_bool(env, "OLLAMA_METRICS") is not False,
         )
 
     @property
@@ -209,7 +231,30 @@ class Config:
         elif kv not in UNQUANTIZED_KV_CACHE_TYPES and self.flash_attention is False:
             errors.append(f"OLLAMA_KV_CACHE_TYPE={kv} needs flash attention, but "
                           "OLLAMA_FLASH_ATTENTION turns it off: unset one of them")
+        if self.api_keys_error:
+            errors.append(self.api_keys_error)
+        elif not self.api_keys and not self.allow_insecure and not self.host.is_loopback:
+            errors.append(f"OLLAMA_HOST={self.host.bind_host}:{self.host.port} lets other "
+                          "machines reach the server, and no API key protects it: set "
+                          "OLLAMA_API_KEYS (or OLLAMA_API_KEYS_FILE), or OLLAMA_ALLOW_INSECURE=1 "
+                          "to serve without authentication")
         return errors
+
+
+def _api_keys(env: dict[str, str]) -> tuple[tuple[str, ...], str]:
+    """The accepted API keys: OLLAMA_API_KEYS (comma-separated) and OLLAMA_API_KEYS_FILE (one
+    per line, `#` comments), and why the file could not be read."""
+    keys = [k.strip() for k in _var(env, "OLLAMA_API_KEYS").split(",")]
+    path = _var(env, "OLLAMA_API_KEYS_FILE")
+    if path:
+        try:
+            lines = Path(path).expanduser().read_text().splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            return (), f"OLLAMA_API_KEYS_FILE={path} cannot be read: {err}"
+        keys += [line.split("#", 1)[0].strip() for line in lines]
+        if not any(keys):
+            return (), f"OLLAMA_API_KEYS_FILE={path} holds no key"
+    return tuple(dict.fromkeys(k for k in keys if k)), ""
 
 
 # One line per variable, printed by `pollama serve --help` as Ollama's appendEnvDocs does.
@@ -230,12 +275,18 @@ SERVE_ENV_DOCS: dict[str, str] = {
         "Load weights into llama.cpp's repacked/AMX layouts (default: probe the CPU once)",
     "OLLAMA_LOAD_TIMEOUT":
         "How long to allow model loads to stall before giving up (default \"5m\")",
+    "OLLAMA_API_KEYS": "Comma separated API keys every request must present (Bearer or x-api-key)",
+    "OLLAMA_API_KEYS_FILE": "A file of API keys, one per line",
+    "OLLAMA_ALLOW_INSECURE": "Serve beyond loopback without API keys",
+    "OLLAMA_METRICS": "Prometheus metrics at /metrics (default on; 0 turns them off)",
 }
 CLIENT_ENV_DOCS: dict[str, str] = {
     "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",
+    "OLLAMA_API_KEY": "The API key sent to a server that requires one",
 }
 RUN_ENV_DOCS: dict[str, str] = {
     "OLLAMA_EDITOR": "Path to an editor to use for interactive prompt editing",
     "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",
     "OLLAMA_NOHISTORY": "Do not preserve readline history",
+    "OLLAMA_API_KEY": "The API key sent to a server that requires one",
 }

@@ -48,10 +48,14 @@ class Client:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config.from_env()
         self.base_url = self.config.host.url
+        headers = {"User-Agent": f"pollama/{__version__} ({sys.platform}) Python"}
+        key = os.environ.get("OLLAMA_API_KEY", "").strip()
+        if key:  # a server started with OLLAMA_API_KEYS wants one of them (beyond Ollama)
+            headers["Authorization"] = f"Bearer {key}"
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(10.0, read=None),
-            headers={"User-Agent": f"pollama/{__version__} ({sys.platform}) Python"},
+            headers=headers,
             proxy=proxy_for(self.base_url), trust_env=False,  # Go's proxy rules (proxy.py)
         )
 

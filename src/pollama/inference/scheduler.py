@@ -427,6 +427,11 @@ class Scheduler:
 
     # -- reporting -------------------------------------------------------------------------
 
+    @property
+    def pending(self) -> int:
+        """Requests waiting for a model to load or for room (bounded by OLLAMA_MAX_QUEUE)."""
+        return self._pending
+
     def running(self) -> list[RunnerRef]:
         ready = [r for r in self.runners.values() if r.handle is not None]
         return sorted(ready, key=lambda r: r.expires_at, reverse=True)

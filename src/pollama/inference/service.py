@@ -40,6 +40,7 @@ from pollama.go import go_time
 from pollama.inference import images as image_files
 from pollama.inference.embed import embed_inputs
 from pollama.inference.grammar import request_grammar, split_grammar
+from pollama.inference.observer import InferenceObserver
 from pollama.inference.requests import ChatRequest, EmbedRequest, GenerateRequest
 from pollama.inference.scheduler import (
     LoadSpec,
@@ -175,6 +176,7 @@ class Inference:
         self.config = config
         self.store = store
         self.scheduler = Scheduler(config, start_runner or self._start_runner)
+        self.observer = InferenceObserver()  # the server's metrics replace it
         self.repack = RepackDecision(config.repack, config.home)
 
     async def _start_runner(self, spec: LoadSpec) -> RunnerLike:
@@ -362,7 +364,8 @@ class Inference:
                                                   req.logprobs, req.top_logprobs,
                                                   stream=req.stream is not False,
                                                   images=images)
-            stream = self._completion(handle, completion, raw_grammar)
+            stream = self._completion(handle, completion, raw_grammar, model=req.model,
+                                          started=started)
             try:
                 async for chunk in stream:
                     done = bool(chunk.get("done"))
@@ -508,7 +511,8 @@ class Inference:
                     None if deferred else grammar, req.shift, req.logprobs, req.top_logprobs,
                     stream=req.stream is not False or deferred, images=fitted.images)
                 restart = False
-                stream = self._completion(handle, completion, raw_grammar)
+                stream = self._completion(handle, completion, raw_grammar,
+                                          model=req.model, started=started)
                 try:
                     async for chunk in stream:
                         done = bool(chunk.get("done"))
@@ -579,13 +583,20 @@ class Inference:
         parser.prefill(prompt)
         return parser
 
-    @staticmethod
-    async def _completion(handle: RunnerLike, completion: dict[str, Any],
-                          raw_grammar: str | None) -> AsyncGenerator[dict[str, Any], None]:
-        """The runner's chunks; a grammar the runner refuses is the user's 400."""
+    async def _completion(self, handle: RunnerLike, completion: dict[str, Any],
+                          raw_grammar: str | None, *, model: str, started: int
+                          ) -> AsyncGenerator[dict[str, Any], None]:
+        """The runner's chunks; a grammar the runner refuses is the user's 400. The observer
+        hears of the first text (time since the request came) and of the end."""
         stream = handle.completion(completion)
+        first = True
         try:
             async for chunk in stream:
+                if first and chunk.get("text"):
+                    first = False
+                    self.observer.first_token(model, (time.perf_counter_ns() - started) / 1e9)
+                if chunk.get("done"):
+                    self.observer.finished(model, chunk)
                 yield chunk
         except RequestRejected as err:
             if raw_grammar and "grammar" in str(err):

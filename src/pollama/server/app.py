@@ -23,6 +23,8 @@ from pollama.errors import PollamaError
 from pollama.inference.scheduler import StartRunner
 from pollama.inference.service import Inference
 from pollama.server.anthropic import routes as anthropic_routes
+from pollama.server.auth import APIKeyGuard
+from pollama.server.metrics import Metrics, RequestCounter
 from pollama.server.native import embed as embed_routes
 from pollama.server.native import generate as generate_routes
 from pollama.server.native import models as model_routes
@@ -47,6 +49,7 @@ _CORS_HEADERS = [
     "x-stainless-helper-method", "x-stainless-lang", "x-stainless-os",
     "x-stainless-package-version", "x-stainless-poll-helper", "x-stainless-retry-count",
     "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-timeout",
+    "x-api-key", "anthropic-version",  # beyond Ollama: the Anthropic SDK's key header
 ]
 
 
@@ -91,6 +94,9 @@ def create_app(config: Config, *, prune: bool = True,
     store = Store(config.models)
     inference = Inference(config, store, start_runner=start_runner)
     server = ServerState(config, store, inference)
+    if config.metrics:
+        server.metrics = Metrics(inference)
+        inference.observer = server.metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -129,6 +135,11 @@ def create_app(config: Config, *, prune: bool = True,
         log.exception("unexpected error")
         return JSONResponse({"error": str(err) or type(err).__name__}, status_code=500)
 
+    # Middleware, innermost first: keys, the Host guard, CORS (so a 401 still carries CORS
+    # headers a browser can read), and the request counter around everything.
+    if config.api_keys:
+        app.add_middleware(APIKeyGuard, keys=config.api_keys)
+
     if _is_loopback_bind(config.host.host):
         @app.middleware("http")
         async def _host_guard(request: Request, call_next: Any) -> Response:
@@ -142,6 +153,13 @@ def create_app(config: Config, *, prune: bool = True,
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
         allow_headers=_CORS_HEADERS,
     )
+    if server.metrics is not None:
+        app.add_middleware(RequestCounter, metrics=server.metrics)
+        metrics = server.metrics
+
+        @app.get("/metrics", include_in_schema=False)
+        async def _metrics() -> Response:
+            return metrics.exposition()
 
     app.include_router(model_routes.router)
     app.include_router(generate_routes.router)

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 
 from pollama.config import Config
 from pollama.inference.service import Inference
 from pollama.store import Store
+
+if TYPE_CHECKING:
+    from pollama.server.metrics import Metrics
 
 PullSync = Callable[[Any, Any], None]  # (model name, progress) → None, from a worker thread
 
@@ -28,6 +31,7 @@ class ServerState:
     store: Store
     inference: Inference
     pull_sync: PullSync | None = None  # set at startup: create pulls a missing `from` with it
+    metrics: Metrics | None = None  # None with OLLAMA_METRICS=0
 
 
 def server_state(request: Request) -> ServerState:

@@ -40,8 +40,15 @@ async def pull(request: Request, server: State) -> Response:
         raise InvalidModelName()
     store = server.store
 
+    listen = server.metrics.pull_progress() if server.metrics is not None else None
+
     async def work(report: Any) -> None:
-        await pull_model(store, name, insecure=req.insecure, progress=report)
+        def progress(event: dict[str, Any]) -> None:
+            if listen is not None:
+                listen(event)
+            report(event)
+
+        await pull_model(store, name, insecure=req.insecure, progress=progress)
 
     return await _respond(progress_events(work), req.stream)
 
