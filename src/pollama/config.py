@@ -78,6 +78,17 @@ def _duration(env: dict[str, str], key: str, default: float, *, zero_is_forever:
     return seconds
 
 
+def _conversations(env: dict[str, str], home: Path) -> Path | None:
+    """OLLAMA_CONVERSATIONS: unset or true → `<home>/pollama.db`, 0/false/off → None (off),
+    anything else is the path of the database file."""
+    raw = _var(env, "OLLAMA_CONVERSATIONS")
+    if not raw or go.parse_bool(raw) is True:
+        return home / "pollama.db"
+    if go.parse_bool(raw) is False or raw.lower() in ("off", "no"):
+        return None
+    return Path(raw).expanduser()
+
+
 @dataclass(frozen=True)
 class Host:
     """Where the server listens and where clients connect (OLLAMA_HOST)."""
@@ -160,6 +171,9 @@ class Config:
     max_transfer_streams: int  # OLLAMA_MAX_TRANSFER_STREAMS, default 4
     repack: bool | None = None  # OLLAMA_REPACK, None = probe the CPU once (engine/cpu_probe.py)
     home: Path = field(default_factory=lambda: Path.home() / ".ollama")
+    # OLLAMA_CONVERSATIONS: the SQLite file of stored conversations, default
+    # ~/.ollama/pollama.db; None when set to 0/false/off (the server stores nothing)
+    conversations: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -190,6 +204,7 @@ class Config:
             max_transfer_streams=_int(env, "OLLAMA_MAX_TRANSFER_STREAMS", 4),
             repack=_optional_bool(env, "OLLAMA_REPACK"),
             home=home,
+            conversations=_conversations(env, home),
         )
 
     @property
@@ -230,6 +245,8 @@ SERVE_ENV_DOCS: dict[str, str] = {
         "Load weights into llama.cpp's repacked/AMX layouts (default: probe the CPU once)",
     "OLLAMA_LOAD_TIMEOUT":
         "How long to allow model loads to stall before giving up (default \"5m\")",
+    "OLLAMA_CONVERSATIONS":
+        "SQLite file of stored conversations (default ~/.ollama/pollama.db; 0 turns them off)",
 }
 CLIENT_ENV_DOCS: dict[str, str] = {
     "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",
