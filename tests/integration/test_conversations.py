@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import Server, create_from_gguf
 
@@ -402,5 +403,66 @@ def test_full_disk_is_a_clear_error_and_the_database_stays_intact(server, smol, 
                                     "messages": [{"role": "user", "content": "Still there?"}]})
         assert r.status_code == 200, r.text
         assert len(conversation(srv, conv["id"])["messages"]) == 4
+    finally:
+        srv.cleanup()
+
+
+# -- /v1/responses stored -----------------------------------------------------------------
+
+
+def test_responses_store_continue_retrieve_delete_with_the_openai_sdk(server, smol):
+    import openai
+
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="x")
+    seed = [{"role": "user", "content": "Remember this: the secret word is PINEAPPLE."},
+            {"role": "assistant", "content": "I will remember that the secret word is "
+             "PINEAPPLE."},
+            {"role": "user", "content": "Good. Now say hello."}]
+    first = client.responses.create(model=smol, input=seed, temperature=0,
+                                    max_output_tokens=8, instructions="Be brief.")
+    assert first.store is True and first.status == "completed"  # OpenAI's default
+    got = client.responses.retrieve(first.id)
+    assert got.id == first.id and got.output_text == first.output_text
+
+    # Streamed, continuing the stored one: its input and output are the history.
+    with client.responses.stream(model=smol, input="What is the secret word?", temperature=0,
+                                 max_output_tokens=16, previous_response_id=first.id) as stream:
+        list(stream)
+        second = stream.get_final_response()
+    assert "PINEAPPLE" in second.output_text
+    assert second.previous_response_id == first.id and second.store is True
+    assert client.responses.retrieve(second.id).output_text == second.output_text
+
+    unstored = client.responses.create(model=smol, input="Hi", max_output_tokens=2, store=False)
+    assert unstored.store is False
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(unstored.id)
+
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError, match="not found"):
+        client.responses.retrieve(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError, match="Previous response with id"):
+        client.responses.create(model=smol, input="x", previous_response_id=first.id)
+    # A response continuing a deleted one keeps its own history.
+    third = client.responses.create(model=smol, input="And again: the secret word?",
+                                    temperature=0, max_output_tokens=16,
+                                    previous_response_id=second.id)
+    assert third.status == "completed" and third.previous_response_id == second.id
+
+
+def test_responses_store_off(tmp_path):
+    import openai
+
+    srv = Server(extra_env={"OLLAMA_CONVERSATIONS": "off"}).start()
+    try:
+        client = openai.OpenAI(base_url=srv.url + "/v1", api_key="x")
+        with pytest.raises(openai.BadRequestError, match="set store to false"):
+            client.responses.create(model="m", input="x", store=True)
+        with pytest.raises(openai.BadRequestError, match="OLLAMA_CONVERSATIONS"):
+            client.responses.create(model="m", input="x", previous_response_id="resp_1")
+        with pytest.raises(openai.BadRequestError):
+            client.responses.retrieve("resp_1")
     finally:
         srv.cleanup()
