@@ -466,3 +466,95 @@ def test_responses_store_off(tmp_path):
             client.responses.retrieve("resp_1")
     finally:
         srv.cleanup()
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+def test_cli_conversations_ls_show_export_rm(server, smol):
+    conv = new_conversation(server, smol, name="cli-walrus", system="Be brief.",
+                            options={**SHORT, "num_predict": 4})
+    r = post(server, "/api/chat", {"conversation": "cli-walrus", "stream": False,
+                                   "messages": [{"role": "user",
+                                                 "content": "Walruses have tusks."}]})
+    answer = r.json()["message"]["content"]
+
+    listed = server.cli("conversations", "ls", "--search", "walrus")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split() == ["ID", "NAME", "TITLE", "MODEL", "MESSAGES", "UPDATED"]
+    assert row.startswith(conv["id"][:12]) and "cli-walrus" in row and smol in row
+    assert "Walruses have tusks." in row
+
+    shown = server.cli("conversations", "show", "cli-walrus")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout == f">>> Walruses have tusks.\n{answer}\n\n"
+
+    exported = server.cli("conversations", "export", conv["id"])
+    data = json.loads(exported.stdout)
+    assert data["id"] == conv["id"] and [m["role"] for m in data["messages"]] == \
+        ["user", "assistant"]
+    md = server.cli("conversations", "export", "cli-walrus", "--format", "md").stdout
+    assert md.startswith("# Walruses have tusks.\n") and "## system\n\nBe brief." in md
+    assert "## user (" in md and f"\n{answer}\n" in md
+    bad = server.cli("conversations", "export", "cli-walrus", "--format", "xml")
+    assert bad.returncode == 1 and "unknown format 'xml'" in bad.stderr
+
+    # One-shot `run --conversation`: the prompt is the conversation's next turn.
+    once = server.cli("run", smol, "--conversation", "cli-walrus", "What has tusks?")
+    assert once.returncode == 0, once.stderr
+    messages = conversation(server, "cli-walrus")["messages"]
+    assert messages[2]["content"] == "What has tusks?"
+    assert messages[3]["content"].strip() == once.stdout.strip()
+
+    removed = server.cli("conversations", "rm", "cli-walrus")
+    assert removed.returncode == 0 and removed.stdout == "deleted 'cli-walrus'\n"
+    missing = server.cli("conversations", "show", "cli-walrus")
+    assert missing.returncode == 1 and "conversation 'cli-walrus' not found" in missing.stderr
+
+
+@pytest.mark.skipif(not __import__("shutil").which("tmux"), reason="tmux is not installed")
+def test_run_with_conversation_in_a_terminal_resumes_with_history(server, smol):
+    from tests.integration.test_repl import Term
+
+    server.client().create(model="smol-conv", from_=smol,
+                           parameters={"num_predict": 8, "temperature": 0})
+    first = Term(server, "smol-conv", "--conversation", "tmux-chat")
+    try:
+        first.ready()
+        answer = first.enter("Otters hold hands.")
+        assert answer
+        stored = conversation(server, "tmux-chat")
+        assert [(m["role"], m["content"]) for m in stored["messages"]] == \
+            [("user", "Otters hold hands."), ("assistant", answer)]
+        first.type("/bye")
+        first.keys("Enter")
+        first.exited()
+    finally:
+        first.close()
+
+    again = Term(server, "smol-conv", "--conversation", "tmux-chat")
+    try:
+        screen = again.ready()
+        assert ">>> Otters hold hands." in screen and answer in screen  # the history, shown
+        second = again.enter("What do otters hold?")
+        assert second
+        assert [m["content"] for m in conversation(server, "tmux-chat")["messages"]][2:] == \
+            ["What do otters hold?", second]
+        listed = again.enter("/conversations")
+        assert "tmux-chat" in listed and "Otters hold hands." in listed
+        other = new_conversation(server, smol, name="tmux-other")
+        post(server, "/api/chat", {"conversation": other["id"], "stream": False,
+                                   "options": SHORT,
+                                   "messages": [{"role": "user", "content": "Bees buzz."}]})
+        again.enter("/resume tmux-other")
+        lines = again.lines()
+        at = max(i for i, line in enumerate(lines) if line == ">>> /resume tmux-other")
+        assert lines[at + 1] == ">>> Bees buzz."  # its history, then the notice
+        assert "Resumed conversation 'tmux-other'" in lines[at + 2:]
+        again.enter("Tell me more.")
+        assert [m["content"] for m in conversation(server, "tmux-other")["messages"]][2] == \
+            "Tell me more."
+        assert again.enter("/resume nope") == "Couldn't find conversation 'nope'"
+    finally:
+        again.close()
