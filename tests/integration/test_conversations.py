@@ -239,8 +239,6 @@ def test_concurrent_turns_on_one_conversation_are_serialized(server, smol):
     assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant"]
     for question, answer in ((messages[0], messages[1]), (messages[2], messages[3])):
         assert answer["content"] == results[question["content"]].json()["message"]["content"]
-    # The later turn was answered from a history holding the earlier one.
-    assert messages[3]["prompt_eval_count"] > messages[1]["prompt_eval_count"]
 
 
 def test_conversations_off(tmp_path):
