@@ -79,6 +79,17 @@ def _duration(env: dict[str, str], key: str, default: float, *, zero_is_forever:
     return seconds
 
 
+def _conversations(env: dict[str, str], home: Path) -> Path | None:
+    """OLLAMA_CONVERSATIONS: unset or true → `<home>/pollama.db`, 0/false/off → None (off),
+    anything else is the path of the database file."""
+    raw = _var(env, "OLLAMA_CONVERSATIONS")
+    if not raw or go.parse_bool(raw) is True:
+        return home / "pollama.db"
+    if go.parse_bool(raw) is False or raw.lower() in ("off", "no"):
+        return None
+    return Path(raw).expanduser()
+
+
 @dataclass(frozen=True)
 class Host:
     """Where the server listens and where clients connect (OLLAMA_HOST)."""
@@ -177,6 +188,9 @@ class Config:
     api_keys_error: str = ""  # why OLLAMA_API_KEYS_FILE could not be read
     allow_insecure: bool = False
     metrics: bool = True
+    # OLLAMA_CONVERSATIONS: the SQLite file of stored conversations, default
+    # ~/.ollama/pollama.db; None when set to 0/false/off (the server stores nothing)
+    conversations: Path | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -212,6 +226,7 @@ class Config:
             api_keys_error=keys_error,
             allow_insecure=_bool(env, "OLLAMA_ALLOW_INSECURE"),
             metrics=_optional_bool(env, "OLLAMA_METRICS") is not False,
+            conversations=_conversations(env, home),
         )
 
     @property
@@ -279,6 +294,8 @@ SERVE_ENV_DOCS: dict[str, str] = {
     "OLLAMA_API_KEYS_FILE": "A file of API keys, one per line",
     "OLLAMA_ALLOW_INSECURE": "Serve beyond loopback without API keys",
     "OLLAMA_METRICS": "Prometheus metrics at /metrics (default on; 0 turns them off)",
+    "OLLAMA_CONVERSATIONS":
+        "SQLite file of stored conversations (default ~/.ollama/pollama.db; 0 turns them off)",
 }
 CLIENT_ENV_DOCS: dict[str, str] = {
     "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",

@@ -489,7 +489,7 @@ def test_responses_function_calls_round_trip(client, tooly):
 
 
 def test_responses_refusals(client, smol):
-    with pytest.raises(openai.BadRequestError, match="'previous_response_id' is not supported"):
+    with pytest.raises(openai.NotFoundError, match="Previous response with id 'resp_1' not"):
         client.responses.create(model=smol, input="x", previous_response_id="resp_1")
     with pytest.raises(openai.BadRequestError, match="'conversation' is not supported"):
         client.responses.create(model=smol, input="x", conversation="conv_1")

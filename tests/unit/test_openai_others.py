@@ -170,7 +170,6 @@ def test_responses_input_items_to_messages() -> None:
 
 
 @pytest.mark.parametrize(("body", "text"), [
-    ({"previous_response_id": "resp_1"}, "'previous_response_id' is not supported"),
     ({"conversation": "conv_1"}, "'conversation' is not supported"),
     ({"input": [{"type": "item_reference", "id": "x"}]}, "item_reference"),
     ({"input": [{"type": "bogus"}]}, 'unknown input item type: "bogus"'),

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from pollama import __version__
+from pollama.cli import conversations as conversation_cmds
 from pollama.cli.client import Client, ClientError
 from pollama.cli.progress import Progress
 from pollama.cli.render import human_bytes, human_time, show_info, table
@@ -27,6 +28,9 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+
+
+app.add_typer(conversation_cmds.app, name="conversations")
 
 
 def _env_help(docs: dict[str, str]) -> str:
@@ -228,6 +232,9 @@ def run(
     dimensions: Annotated[int, typer.Option(
         "--dimensions", help="Truncate output embeddings to specified dimension (embedding "
         "models only)")] = 0,
+    conversation: Annotated[str | None, typer.Option(
+        "--conversation", help="Start or resume the named conversation the server keeps")]
+    = None,
 ) -> None:
     """Chat on a terminal (the REPL), else answer one prompt: args and piped stdin (RUN-02/03)."""
     from pollama.cli import run as runmod
@@ -258,6 +265,7 @@ def run(
         runmod.embed_once(client, model, text, keepalive=keep, truncate=truncate,
                           dimensions=dimensions)
         return
+    stored = conversation_cmds.open_named(client, conversation, model) if conversation else None
     if not interactive:
         from pollama.cli.repl import extract_file_data, is_multimodal
 
@@ -267,13 +275,16 @@ def run(
         runmod.generate_once(client, model, text, keepalive=keep, fmt=fmt, think=think_value,
                              hidethinking=hidethinking, verbose=verbose,
                              wordwrap=not nowordwrap and sys.stdout.isatty(),
-                             options=runmod.answer_defaults(show), images=images)
+                             options=runmod.answer_defaults(show), images=images,
+                             conversation=stored["id"] if stored else None)
         return
     from pollama.cli.repl import Session, run_interactive
 
     session = Session(model=model, format=fmt or "", think=think_value,
                       think_explicit=think is not None, hidethinking=hidethinking,
                       keepalive=keep, wordwrap=not nowordwrap, verbose=verbose)
+    if stored is not None:
+        session.join(stored)
     run_interactive(client, session, show)
 
 

@@ -72,6 +72,8 @@ USAGE = """Available Commands:
   /load <model>   Load a session or model
   /save <model>   Save your current session
   /clear          Clear session context
+  /conversations  List conversations the server keeps
+  /resume <name>  Resume a stored conversation
   /bye            Exit
   /?, /help       Help for a command
   /? shortcuts    Help for keyboard shortcuts
@@ -332,6 +334,17 @@ class Session:
     verbose: bool = False
     multimodal: bool = False
     capabilities: list[str] = field(default_factory=list)
+    conversation: str = ""  # the id of the stored conversation each message goes to
+    conversation_name: str = ""
+
+    def join(self, stored: dict[str, Any]) -> None:
+        """Go on with a stored conversation: the server keeps its history, each message adds
+        a turn; `messages` mirrors it so `/save` still saves the session."""
+        self.conversation = stored["id"]
+        self.conversation_name = stored.get("name") or stored["id"]
+        self.system = stored.get("system") or ""
+        self.messages = [{"role": m["role"], "content": m.get("content") or ""}
+                         for m in stored.get("messages") or [] if m.get("role") != "system"]
 
     def copy(self) -> Session:
         """A copy that /load can restore when the new model is not found."""
@@ -512,6 +525,10 @@ class Repl:
             self._save(args)
         elif line.startswith("/clear"):
             self._clear()
+        elif line.startswith("/conversations"):
+            self._conversations()
+        elif line.startswith("/resume"):
+            self._resume(args)
         elif line.startswith("/set"):
             self._set(args)
         elif line.startswith("/show"):
@@ -619,7 +636,18 @@ class Repl:
         self._set_system(text, replace=True)
 
     def _set_system(self, text: str, *, replace: bool) -> None:
-        """Ollama replaces a trailing system message on `/set system`, appends after `\"\"\"`."""
+        """Ollama replaces a trailing system message on `/set system`, appends after `\"\"\"`.
+        In a stored conversation it becomes the conversation's system prompt."""
+        if self.s.conversation:
+            try:
+                self.client.request("PATCH", f"/api/conversations/{self.s.conversation}",
+                                    {"system": text})
+            except ClientError as error:
+                self.err.write(f"Error: {error}\n")
+                return
+            self.s.system = text
+            self.say("Set system message.")
+            return
         self.s.system = text
         message = {"role": "system", "content": text}
         if replace and self.s.messages and self.s.messages[-1].get("role") == "system":
@@ -687,12 +715,45 @@ class Repl:
             self.say(f"Unknown command '/show {what}'. Type /? for help")
 
     def _clear(self) -> None:
+        if self.s.conversation:  # the stored one keeps its history; this session leaves it
+            self.say(f"Left conversation '{self.s.conversation_name}' (it keeps its history)")
+            self.s.conversation = self.s.conversation_name = ""
         self.s.messages = []
         if self.s.system:
             self.s.messages.append({"role": "system", "content": self.s.system})
         self.usage = None
         self.overflow_noted = False
         self.say("Cleared session context")
+
+    def _conversations(self) -> None:
+        from pollama.cli.conversations import conversation_table
+
+        try:
+            found = self.client.request("GET", "/api/conversations")["conversations"]
+        except ClientError as error:
+            self.err.write(f"Error: {error}\n")
+            return
+        self.out.write(conversation_table(found))
+
+    def _resume(self, args: list[str]) -> None:
+        from pollama.cli.conversations import find, transcript
+
+        if len(args) != 2:
+            self.say("Usage:\n  /resume <name>")
+            return
+        try:
+            stored = find(self.client, args[1])
+        except ClientError as error:
+            self.err.write(f"Error: {error}\n")
+            return
+        if stored is None:
+            self.say(f"Couldn't find conversation '{args[1]}'")
+            return
+        self.s.join(stored)
+        self.usage = None
+        self.overflow_noted = False
+        transcript(stored, self.out)
+        self.say(f"Resumed conversation '{self.s.conversation_name}'")
 
     def _list(self, args: list[str]) -> None:
         from pollama.cli.render import human_bytes, human_time, table
@@ -795,6 +856,9 @@ class Repl:
     def chat_body(self) -> dict[str, Any]:
         """The /api/chat request for the session as it stands."""
         body: dict[str, Any] = {"model": self.s.model, "messages": self.s.messages}
+        if self.s.conversation:  # the server has the history: send the new message only
+            body["conversation"] = self.s.conversation
+            body["messages"] = self.s.messages[-1:]
         if self.s.format:
             body["format"] = format_value(self.s.format)
         options = {**self.s.answer_defaults, **self.s.options}
@@ -945,5 +1009,9 @@ def run_interactive(client: Client, session: Session, show: dict[str, Any]) -> N
     session.apply_show(show)
     preload(client, session)
     replay(session, sys.stdout)
+    if session.conversation:
+        from pollama.cli.conversations import transcript
+
+        transcript({"messages": session.messages}, sys.stdout)
     history = OllamaHistory(client.config.home / "history", enabled=not client.config.nohistory)
     Repl(client, session, history=history).run()

@@ -361,11 +361,19 @@ def generate_once(client: Client, model: str, prompt: str, *, keepalive: str | N
                   fmt: str | None, think: bool | str | None, hidethinking: bool,
                   verbose: bool, wordwrap: bool = False,
                   options: dict[str, Any] | None = None,
-                  images: list[str] | None = None) -> None:
-    """One-shot `/api/generate` streamed to stdout; plain text when stdout is not a terminal."""
+                  images: list[str] | None = None, conversation: str | None = None) -> None:
+    """One-shot `/api/generate` streamed to stdout; plain text when stdout is not a terminal.
+    With a stored `conversation`, the prompt is its next turn (`/api/chat`)."""
     body: dict[str, Any] = {"model": model, "prompt": prompt}
     if images:
         body["images"] = images
+    path, key = "/api/generate", "response"
+    if conversation is not None:
+        message: dict[str, Any] = {"role": "user", "content": prompt}
+        if images:
+            message["images"] = images
+        body = {"model": model, "conversation": conversation, "messages": [message]}
+        path, key = "/api/chat", "message"
     if options:
         body["options"] = options
     if keepalive is not None:
@@ -378,10 +386,10 @@ def generate_once(client: Client, model: str, prompt: str, *, keepalive: str | N
     writer = ResponseWriter(sys.stdout, wordwrap=wordwrap, plain=plain,
                             hidethinking=hidethinking)
     spinner = Spinner() if not plain else None
-    chunks = client.stream("/api/generate", body)
+    chunks = client.stream(path, body)
     try:
         with interruptible():
-            final = stream_response(chunks, writer, spinner, "response")
+            final = stream_response(chunks, writer, spinner, key)
     except KeyboardInterrupt:  # Ollama cancels silently (spec RUN-13)
         return
     finally:

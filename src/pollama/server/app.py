@@ -19,12 +19,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pollama import __version__
 from pollama.config import Config
+from pollama.conversations import ConversationStore
 from pollama.errors import PollamaError
 from pollama.inference.scheduler import StartRunner
 from pollama.inference.service import Inference
 from pollama.server.anthropic import routes as anthropic_routes
 from pollama.server.auth import APIKeyGuard
 from pollama.server.metrics import Metrics, RequestCounter
+from pollama.server.native import conversations as conversation_routes
 from pollama.server.native import embed as embed_routes
 from pollama.server.native import generate as generate_routes
 from pollama.server.native import models as model_routes
@@ -97,6 +99,8 @@ def create_app(config: Config, *, prune: bool = True,
     if config.metrics:
         server.metrics = Metrics(inference)
         inference.observer = server.metrics
+    if config.conversations is not None:
+        server.conversations = ConversationStore(config.conversations)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,10 +108,14 @@ def create_app(config: Config, *, prune: bool = True,
         if prune and not config.noprune:
             store.prune()
         server.pull_sync = pull_for_create(asyncio.get_running_loop(), store)
+        if server.conversations is not None:
+            await asyncio.to_thread(server.conversations.open)
         try:
             yield
         finally:
             await inference.scheduler.shutdown()
+            if server.conversations is not None:
+                server.conversations.close()
 
     app = FastAPI(title="pollama", version=__version__, lifespan=lifespan,
                   description="Ollama-compatible API served by pollama")
@@ -163,6 +171,7 @@ def create_app(config: Config, *, prune: bool = True,
 
     app.include_router(model_routes.router)
     app.include_router(generate_routes.router)
+    app.include_router(conversation_routes.router)
     app.include_router(embed_routes.router)
     app.include_router(transfer_routes.router)
     app.include_router(token_routes.router)

@@ -7,13 +7,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 
 from pollama.config import Config
+from pollama.conversations import ConversationStore
+from pollama.errors import BadRequest
 from pollama.inference.service import Inference
 from pollama.store import Store
 
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
     from pollama.server.metrics import Metrics
 
 PullSync = Callable[[Any, Any], None]  # (model name, progress) → None, from a worker thread
+T = TypeVar("T")
+
+CONVERSATIONS_OFF = ("conversations are turned off on this server (OLLAMA_CONVERSATIONS=0): "
+                     "send the whole history in messages")
 
 
 @dataclass
@@ -32,6 +40,24 @@ class ServerState:
     inference: Inference
     pull_sync: PullSync | None = None  # set at startup: create pulls a missing `from` with it
     metrics: Metrics | None = None  # None with OLLAMA_METRICS=0
+    conversations: ConversationStore | None = None  # None: OLLAMA_CONVERSATIONS=0
+    # One lock per conversation being answered: turns of one conversation run one at a time.
+    conversation_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary)
+
+    def conversation_lock(self, conversation_id: str) -> asyncio.Lock:
+        lock = self.conversation_locks.get(conversation_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self.conversation_locks[conversation_id] = lock
+        return lock
+
+    async def db(self, call: Callable[[ConversationStore], T]) -> T:
+        """Run `call(store)` in a worker thread (SQLite blocks); 400 when the store is off."""
+        store = self.conversations
+        if store is None:
+            raise BadRequest(CONVERSATIONS_OFF)
+        return await asyncio.to_thread(call, store)
 
 
 def server_state(request: Request) -> ServerState:

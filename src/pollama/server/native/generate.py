@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse, Response
 
 from pollama.inference.collapse import collapse_chat, collapse_generate
 from pollama.inference.service import STOP_SEQUENCE
+from pollama.server.native.conversations import ChatRequest, conversation_chat
 from pollama.server.native.models import body_schema
-from pollama.server.native.types import ChatRequest, GenerateRequest, parse_body
+from pollama.server.native.types import GenerateRequest, parse_body
 from pollama.server.state import State
 from pollama.server.streaming import ndjson_response
 
@@ -41,7 +42,10 @@ async def generate(request: Request, server: State) -> Response:
 @router.post("/api/chat", openapi_extra=body_schema(ChatRequest))
 async def chat(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), ChatRequest)
-    events = native(server.inference.chat(req))
+    if req.conversation is not None:  # beyond Ollama: a stored conversation's next turn
+        events = conversation_chat(server, req)
+    else:
+        events = native(server.inference.chat(req))
     if req.stream is False:
         return JSONResponse(collapse_chat([c async for c in events]))
     return await ndjson_response(events)

@@ -5,7 +5,7 @@ into a native one, runs the native service, and reshapes its output; errors in O
     completions.py  /v1/completions
     embeddings.py   /v1/embeddings
     models.py       /v1/models, /v1/models/{model}
-    responses.py    /v1/responses (stateless)
+    responses.py    /v1/responses, stored ones (GET/DELETE /v1/responses/{id})
     common.py       options, ids, stop, reasoning effort, images, tool calls, logprobs
     errors.py       OpenAI's error body and the route class that answers with it
 """

@@ -1,11 +1,21 @@
-"""`POST /v1/responses` (OAI-09), stateless: Responses input items → a native `ChatRequest`, the
+"""`POST /v1/responses` (OAI-09): Responses input items → a native `ChatRequest`, the
 native `/api/chat` chunks → a `response` object, or the Responses stream events (each with its
 `sequence_number`) that the `openai` SDK's `responses.create(stream=True)` and
-`responses.stream()` read.
+`responses.stream()` read. `GET` and `DELETE /v1/responses/{id}` read and remove stored ones.
 
 Output items, in the order the answer produces them: a `reasoning` item (the thinking, also as
 `encrypted_content` so a client can send it back), `message` items (text), `function_call`
-items. Nothing is stored: `previous_response_id`, `conversation`, `item_reference` and
+items.
+
+Stored responses (beyond Ollama, which stores nothing) live in the server's conversation
+database (`pollama.conversations`, table `responses`): each row keeps the response object and
+the history a later request continues from: the previous response's history, this request's
+input items (as native messages, images inline) and its output; `instructions` are not carried
+over, as in OpenAI's API. `store` defaults to true, OpenAI's default, when the store is on
+(OLLAMA_CONVERSATIONS), to false when it is off; `store: true` with the store off is a 400. A
+response is stored when it completes (one that fails or is cut off is not). `previous_response_id`
+continues from a stored response (404 when there is none); deleting a response leaves the ones
+continuing from it intact (each keeps its own history). `conversation`, `item_reference` and
 `background` are refused with a 400, as are hosted tools (web/file search…) pollama cannot run.
 Beyond Ollama: `tool_choice` and `parallel_tool_calls` are enforced, `truncation` is honoured.
 """
@@ -13,13 +23,15 @@ Beyond Ollama: `tool_choice` and `parallel_tool_calls` are enforced, `truncation
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncGenerator
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from pollama.errors import BadRequest, PollamaError
+from pollama.conversations import ConversationStore
+from pollama.errors import BadRequest, NotFound, PollamaError
 from pollama.inference.collapse import collapse_chat
 from pollama.inference.requests import ChatRequest
 from pollama.inference.requests import Request as Body
@@ -33,12 +45,13 @@ from pollama.server.openai.common import (
     unix_now,
 )
 from pollama.server.openai.errors import OpenAIRoute, error_body, error_type
-from pollama.server.state import State
+from pollama.server.state import CONVERSATIONS_OFF, State
 from pollama.server.streaming import error_text, sse_response
 
 router = APIRouter(route_class=OpenAIRoute)
 
-STATELESS = (": pollama's Responses API is stateless; send the whole conversation in `input`")
+STATELESS = (": pollama keeps no OpenAI conversations or items; continue a stored response "
+             "with `previous_response_id`, or send the whole conversation in `input`")
 
 
 class ResponsesRequest(Body):
@@ -60,6 +73,7 @@ class ResponsesRequest(Body):
     background: bool | None = None
     max_tool_calls: int | None = None
     top_logprobs: int | None = None
+    store: bool | None = None
 
 
 def _item_id(prefix: str) -> str:
@@ -223,8 +237,9 @@ def text_format(text: dict[str, Any] | None) -> Any:
                      '"json_schema")')
 
 
-def to_chat_request(body: ResponsesRequest) -> ChatRequest:
-    refuse(body.previous_response_id is not None, "previous_response_id", STATELESS)
+def to_chat_request(body: ResponsesRequest,
+                    history: list[dict[str, Any]] | None = None) -> ChatRequest:
+    """The native request; `history` is what a previous response left (its messages)."""
     refuse(body.conversation is not None, "conversation", STATELESS)
     refuse(bool(body.background), "background")
     refuse(body.max_tool_calls is not None, "max_tool_calls")
@@ -238,7 +253,8 @@ def to_chat_request(body: ResponsesRequest) -> ChatRequest:
         options["top_p"] = body.top_p
     if body.max_output_tokens is not None:
         options["num_predict"] = body.max_output_tokens
-    messages = convert_input(body.input, body.instructions)
+    system = [{"role": "system", "content": body.instructions}] if body.instructions else []
+    messages = [*system, *(history or []), *convert_input(body.input, None)]
     return ChatRequest.model_validate({
         "model": body.model, "messages": messages, "tools": convert_tools(body.tools) or None,
         "tool_choice": body.tool_choice,  # the inference service reads both forms
@@ -258,9 +274,10 @@ def _text_part(text: str) -> dict[str, Any]:
 class ResponseEvents:
     """Native chat chunks → Responses stream events and, at the end, the response object."""
 
-    def __init__(self, body: ResponsesRequest) -> None:
+    def __init__(self, body: ResponsesRequest, *, store: bool = False) -> None:
         self.body = body
-        self.id = _item_id("resp")
+        self.store = store
+        self.id = f"resp_{uuid.uuid4().hex}"
         self.created = unix_now()
         self.seq = 0
         self.started = False
@@ -287,7 +304,8 @@ class ResponseEvents:
             "id": self.id, "object": "response", "created_at": self.created,
             "completed_at": unix_now() if status == "completed" else None,
             "status": status, "incomplete_details": None, "model": body.model,
-            "previous_response_id": None, "instructions": body.instructions or None,
+            "previous_response_id": body.previous_response_id,
+            "instructions": body.instructions or None,
             "output": list(self.output) if status == "completed" else [],
             "error": None, "tools": body.tools or [],
             "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
@@ -299,7 +317,7 @@ class ResponseEvents:
             "temperature": 1.0 if body.temperature is None else body.temperature,
             "reasoning": reasoning, "usage": usage,
             "max_output_tokens": body.max_output_tokens, "max_tool_calls": None,
-            "store": False, "background": False, "service_tier": "default", "metadata": {},
+            "store": self.store, "background": False, "service_tier": "default", "metadata": {},
             "safety_identifier": None, "prompt_cache_key": None}
 
     # -- items -----------------------------------------------------------------------------
@@ -424,12 +442,18 @@ class ResponseEvents:
             out.append(self._event("response.completed", response=self.final))
         return out
 
-    async def run(self, events: AsyncGenerator[dict[str, Any], None]
+    async def run(self, events: AsyncGenerator[dict[str, Any], None],
+                  on_final: Callable[[dict[str, Any]], Awaitable[None]] | None = None
                   ) -> AsyncGenerator[dict[str, Any], None]:
+        """The stream events; `on_final(response)` runs before `response.completed` is sent."""
         sent = False
         try:
             async for native in events:
-                for event in self.convert(native):
+                converted = self.convert(native)
+                if self.final is not None and on_final is not None:
+                    await on_final(self.final)
+                    on_final = None
+                for event in converted:
                     sent = True
                     yield event
         except Exception as err:
@@ -444,17 +468,70 @@ class ResponseEvents:
             await events.aclose()
 
 
+def _output_messages(native: dict[str, Any]) -> list[dict[str, Any]]:
+    """The answer as the native assistant message a later turn sends back."""
+    message = native.get("message") or {}
+    out: dict[str, Any] = {"role": "assistant", "content": message.get("content") or ""}
+    for key in ("thinking", "tool_calls"):
+        if message.get(key):
+            out[key] = message[key]
+    return [out]
+
+
 @router.post("/v1/responses")
 async def responses(request: Request, server: State) -> Response:
     body = parse_request(await request.body(), ResponsesRequest)
-    req = to_chat_request(body)
-    converter = ResponseEvents(body)
+    store = body.store if body.store is not None else server.conversations is not None
+    if body.store and server.conversations is None:
+        raise BadRequest("store: " + CONVERSATIONS_OFF.replace("send the whole history in "
+                                                               "messages", "set store to false"))
+    history: list[dict[str, Any]] = []
+    previous = body.previous_response_id
+    if previous is not None:
+        try:
+            _, history = await server.db(lambda s: s.response(previous))
+        except NotFound:
+            raise NotFound(f"Previous response with id '{previous}' not found.") from None
+    req = to_chat_request(body, history)
+    converter = ResponseEvents(body, store=store)
     events = server.inference.chat(req)
+    turn = [m for m in (req.messages or []) if m is not None][len(history) + (
+        1 if body.instructions else 0):]
+    chunks: list[dict[str, Any]] = []
+
+    async def save(response: dict[str, Any]) -> None:
+        if not store:
+            return
+        kept = [*history, *(m.to_dict() for m in turn), *_output_messages(collapse_chat(chunks))]
+        await server.db(lambda s: s.save_response(response, kept))
+
+    async def collect() -> AsyncGenerator[dict[str, Any], None]:
+        try:
+            async for chunk in events:
+                chunks.append(chunk)
+                yield chunk
+        finally:
+            await events.aclose()
+
     if not body.stream:
-        native = collapse_chat([c async for c in events])
+        native = collapse_chat([c async for c in collect()])
         converter.convert(native)
+        if converter.final is not None:
+            await save(converter.final)
         return JSONResponse(converter.final)
-    return await sse_response(converter.run(events), event_of=lambda e: e["type"])
+    return await sse_response(converter.run(collect(), save), event_of=lambda e: e["type"])
 
 
+def _stored(store: ConversationStore, response_id: str) -> dict[str, Any]:
+    return store.response(response_id)[0]
 
+
+@router.get("/v1/responses/{response_id}")
+async def retrieve(response_id: str, server: State) -> dict[str, Any]:
+    return await server.db(lambda s: _stored(s, response_id))
+
+
+@router.delete("/v1/responses/{response_id}")
+async def delete(response_id: str, server: State) -> dict[str, Any]:
+    await server.db(lambda s: s.delete_response(response_id))
+    return {"id": response_id, "object": "response.deleted", "deleted": True}

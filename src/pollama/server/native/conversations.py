@@ -1,0 +1,224 @@
+"""Conversations kept by the server (beyond Ollama): `/api/conversations` and `/api/chat` with
+a `conversation` field.
+
+    POST   /api/conversations         {model, name?, title?, system?, options?} → the conversation
+    GET    /api/conversations         ?limit=50&offset=0&q=words: newest first, `q` searches
+                                      titles and message contents (FTS5, every word, as prefix)
+    GET    /api/conversations/{ref}   the conversation with its messages (answers with stats,
+                                      images by digest)
+    GET    /api/conversations/{ref}/images/{digest}   an image's bytes
+    PATCH  /api/conversations/{ref}   {title?, system?, options?, name?}
+    DELETE /api/conversations/{ref}
+
+`ref` is a conversation's id or its name. Errors are Ollama's `{"error": ...}`: an unknown
+conversation 404, a bad body 400, a name already taken 409, a full disk 500 naming it.
+The store itself is `pollama.conversations` (SQLite under the pollama home).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import Field
+
+from pollama.conversations import ConversationStore
+from pollama.conversations.store import STATS
+from pollama.errors import BadRequest
+from pollama.formats import options as opts
+from pollama.inference.requests import Message
+from pollama.inference.requests import Request as Body
+from pollama.inference.service import STOP_SEQUENCE
+from pollama.server.native import types
+from pollama.server.native.models import body_schema
+from pollama.server.state import CONVERSATIONS_OFF, ServerState, State
+
+router = APIRouter()
+
+
+class ChatRequest(types.ChatRequest):
+    """`/api/chat`'s body with pollama's `conversation` field (named as Ollama's for errors)."""
+
+    conversation: str | None = Field(
+        None, description="beyond Ollama: the id or name of a stored conversation; the server "
+        "adds `messages` to its history, answers from the whole history and stores the answer")
+
+
+class CreateConversation(Body):
+    model: str = Field("", description="the model the conversation's turns use by default")
+    name: str | None = Field(None, description="a unique name, usable in place of the id")
+    title: str = Field("", description="a title (default: the start of the first message)")
+    system: str = Field("", description="system prompt (default: the model's)")
+    options: dict[str, Any] | None = Field(None, description="options of every turn")
+
+
+class UpdateConversation(Body):
+    name: str | None = Field(None, description="a new unique name")
+    title: str | None = Field(None, description="a new title")
+    system: str | None = Field(None, description="a new system prompt (empty: the model's)")
+    options: dict[str, Any] | None = Field(None, description="options replacing the stored ones")
+
+
+def _parse(raw: bytes, model: type[Body]) -> Any:
+    """Parse a body; a field these routes do not know is a 400 (never silently ignored)."""
+    body = types.parse_body(raw, model)
+    data = json.loads(raw)
+    unknown = [k for k in data if k not in model.model_fields]
+    if unknown:
+        raise BadRequest(f'json: unknown field "{unknown[0]}"')
+    return body
+
+
+def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Options a conversation keeps: known names, values of the right type."""
+    for key in options or {}:
+        if key not in opts.OPTIONS and key != "grammar":
+            raise BadRequest(f'unknown option "{key}"')
+    rest = {k: v for k, v in (options or {}).items() if k != "grammar"}
+    opts.from_map(rest)  # raises on a value of the wrong type
+    return dict(options or {})
+
+
+@router.post("/api/conversations", openapi_extra=body_schema(CreateConversation))
+async def create(request: Request, server: State) -> dict[str, Any]:
+    body: CreateConversation = _parse(await request.body(), CreateConversation)
+    if server.conversations is None:
+        raise BadRequest(CONVERSATIONS_OFF)
+    info = server.inference.model_info(body.model, required_text="model is required")
+    options = check_options(body.options)
+    model = info.model.stored.name.display_shortest()
+    return await server.db(lambda s: s.create(model, name=body.name, title=body.title,
+                                              system=body.system, options=options))
+
+
+@router.get("/api/conversations")
+async def list_conversations(server: State, limit: int = 50, offset: int = 0,
+                             q: str = "") -> dict[str, Any]:
+    """Newest first; `has_more` says whether `offset + limit` finds more."""
+    def page(store: ConversationStore) -> list[dict[str, Any]]:
+        if not 1 <= limit <= 1000:  # checked before asking for one more row
+            raise BadRequest("limit must be between 1 and 1000")
+        return store.search(limit=min(limit + 1, 1000), offset=offset, q=q)
+
+    found = await server.db(page)
+    more = len(found) > limit
+    return {"conversations": found[:limit], "has_more": more}
+
+
+@router.get("/api/conversations/{ref}")
+async def get(ref: str, server: State) -> dict[str, Any]:
+    return await server.db(lambda s: s.get(ref))
+
+
+@router.get("/api/conversations/{ref}/images/{digest}")
+async def image(ref: str, digest: str, server: State) -> Response:
+    data = await server.db(lambda s: s.image(ref, digest))
+    return Response(data, media_type="application/octet-stream")
+
+
+@router.patch("/api/conversations/{ref}", openapi_extra=body_schema(UpdateConversation))
+async def update(ref: str, request: Request, server: State) -> dict[str, Any]:
+    body: UpdateConversation = _parse(await request.body(), UpdateConversation)
+    changes = {k: getattr(body, k) for k in body.model_fields_set}
+    if not changes:
+        raise BadRequest("nothing to change: send title, system, options or name")
+    for key in ("title", "system", "name"):
+        if key in changes and changes[key] is None:
+            raise BadRequest(f"{key} cannot be null")
+    if "options" in changes:
+        changes["options"] = check_options(changes["options"])
+    return await server.db(lambda s: s.update(ref, changes))
+
+
+@router.delete("/api/conversations/{ref}")
+async def delete(ref: str, server: State) -> Response:
+    await server.db(lambda s: s.delete(ref))
+    return Response(status_code=200)
+
+
+# -- /api/chat with a conversation --------------------------------------------------------
+
+
+def _new_messages(req: ChatRequest) -> list[dict[str, Any]]:
+    new = [m.to_dict() for m in (req.messages or [])]
+    if not new:
+        raise BadRequest("messages are required with conversation: send the new message; "
+                         "the server keeps the history")
+    if any(m["role"] == "system" for m in new):
+        raise BadRequest("a conversation's system prompt is not a message: set it with PATCH "
+                         "/api/conversations/{id}")
+    return new
+
+
+def _store_answer(store: ConversationStore, *, conversation_id: str, answer: dict[str, Any],
+                  model: str, event: dict[str, Any]) -> None:
+    stats = {k: event[k] for k in STATS if k in event}
+    store.add_messages(conversation_id, [answer], model=model, stats=stats)
+
+
+async def conversation_chat(server: ServerState, req: ChatRequest
+                            ) -> AsyncGenerator[dict[str, Any], None]:
+    """One turn of a stored conversation: `/api/chat`'s objects, the answer stored when done.
+
+    The request's messages are committed before the answer starts, then the prompt is built
+    from the whole stored history by the same path as any chat (`Inference.chat`: the system
+    prompt kept, the oldest turns dropped first when the context is full). The model defaults
+    to the conversation's; options are the conversation's with the request's on top.
+
+    What is stored when a turn does not finish: the answer is written in one transaction with
+    its stats when it is done, never in part. A crash, a `kill -9` or a client that goes away
+    mid-answer leaves the new user message(s) stored and no answer; the next turn goes on from
+    there. A request refused before any answer starts (unknown model, bad option, bad image)
+    takes its messages back. Turns of one conversation are serialized: a second request waits
+    for the running one to finish, then answers from the history including its answer.
+    `_debug_render_only` renders the prompt from the stored history and stores nothing.
+    """
+    new = _new_messages(req)
+    ref = req.conversation or ""
+    conversation = await server.db(lambda s: s.get(ref))  # 404 before waiting on a lock
+    conversation_id = conversation["id"]
+    async with server.conversation_lock(conversation_id):
+        conversation, history = await server.db(lambda s: s.history(conversation_id))
+        model = req.model or conversation["model"]
+        options = {**conversation["options"], **(req.options or {})}
+        system = [{"role": "system", "content": conversation["system"]}] \
+            if conversation["system"] else []
+        messages = [Message.model_validate(m) for m in [*system, *history, *new]]
+        turn = req.model_copy(update={"model": model, "options": options or None,
+                                      "messages": messages})
+        ids: list[int] = []
+        if not req.debug_render_only:
+            ids = await server.db(lambda s: s.add_messages(conversation_id, new))
+        events = server.inference.chat(turn)
+        started = False
+        content: list[str] = []
+        thinking: list[str] = []
+        calls: list[dict[str, Any]] = []
+        try:
+            async for event in events:
+                started = True
+                event.pop(STOP_SEQUENCE, None)
+                message = event.get("message") or {}
+                content.append(message.get("content") or "")
+                thinking.append(message.get("thinking") or "")
+                calls.extend(message.get("tool_calls") or [])
+                if event.get("done") and ids:
+                    answer: dict[str, Any] = {"role": "assistant", "content": "".join(content)}
+                    if "".join(thinking):
+                        answer["thinking"] = "".join(thinking)
+                    if calls:
+                        answer["tool_calls"] = calls
+                    await server.db(partial(_store_answer, conversation_id=conversation_id,
+                                            answer=answer, model=model, event=event))
+                yield event
+        except Exception:
+            if ids and not started:  # refused before answering: the turn never happened
+                await server.db(lambda s: s.remove_messages(ids))
+            raise
+        finally:
+            await events.aclose()
+
