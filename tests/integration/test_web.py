@@ -259,6 +259,24 @@ def test_escape_stops_a_generation_and_regenerate_answers_again(page: Any, serve
     api(server, "DELETE", f"/api/conversations/{made['id']}")
 
 
+def test_truncating_a_conversation(server: Server, tiny: str):
+    """`DELETE /api/conversations/{ref}/messages?from=N`, what the page's Regenerate uses."""
+    made = api(server, "POST", "/api/conversations", json={"model": tiny}).json()
+    for text in ("one", "two"):
+        api(server, "POST", "/api/chat", json={"conversation": made["id"], "stream": False,
+                                               "messages": [{"role": "user", "content": text}]})
+    path = f"/api/conversations/{made['id']}/messages"
+    assert api(server, "DELETE", path + "?from=-1").status_code == 400
+    assert api(server, "DELETE", path).status_code == 400  # `from` is required
+    assert api(server, "DELETE", "/api/conversations/nope/messages?from=0").status_code == 404
+    cut = api(server, "DELETE", path + "?from=2")
+    assert cut.status_code == 200 and cut.json()["id"] == made["id"]
+    stored = api(server, "GET", f"/api/conversations/{made['id']}").json()["messages"]
+    assert [(m["role"], m["content"]) for m in stored][:1] == [("user", "one")]
+    assert [m["role"] for m in stored] == ["user", "assistant"]
+    assert api(server, "DELETE", path + "?from=5").status_code == 200  # past the end: nothing
+
+
 def test_code_blocks_are_highlighted_and_copied(browser: Any, server: Server, smol: str):
     made = api(server, "POST", "/api/conversations", json={
         "model": smol, "options": {"num_predict": 160, "temperature": 0}}).json()
