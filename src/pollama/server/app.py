@@ -35,6 +35,8 @@ from pollama.server.native import transfer as transfer_routes
 from pollama.server.native.transfer import pull_for_create
 from pollama.server.openai import router as openai_router
 from pollama.server.state import ServerState
+from pollama.server.web import BrowserRedirect
+from pollama.server.web import install as install_page
 from pollama.store import Store
 
 log = logging.getLogger("pollama.server")
@@ -143,8 +145,10 @@ def create_app(config: Config, *, prune: bool = True,
         log.exception("unexpected error")
         return JSONResponse({"error": str(err) or type(err).__name__}, status_code=500)
 
-    # Middleware, innermost first: keys, the Host guard, CORS (so a 401 still carries CORS
-    # headers a browser can read), and the request counter around everything.
+    # Middleware, innermost first: the browser's redirect to the page, keys, the Host guard,
+    # CORS (so a 401 still carries CORS headers a browser can read), and the request counter
+    # around everything.
+    app.add_middleware(BrowserRedirect)
     if config.api_keys:
         app.add_middleware(APIKeyGuard, keys=config.api_keys)
 
@@ -177,6 +181,7 @@ def create_app(config: Config, *, prune: bool = True,
     app.include_router(token_routes.router)
     app.include_router(anthropic_routes.router)
     app.include_router(openai_router)
+    install_page(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -2,7 +2,9 @@
 every request presents one of the keys, as `Authorization: Bearer <key>` (the Ollama and OpenAI
 clients) or `x-api-key: <key>` (the Anthropic SDK).
 
-`GET /` stays open for health checks and CORS preflights pass, so browsers can ask. A missing or
+`GET /` stays open for health checks and CORS preflights pass, so browsers can ask. The web
+page's static files (`GET /ui/...`) are open too: a page that cannot load cannot ask for a key;
+the API it calls is not. A missing or
 wrong key is a 401 in the dialect's own error shape, so each SDK raises its authentication error.
 Keys are compared in constant time, each against every configured key.
 """
@@ -68,4 +70,7 @@ class APIKeyGuard:
         method = scope["method"]
         if method == "OPTIONS":
             return True  # CORS preflight: browsers send no credentials with it
-        return scope["path"] == "/" and method in ("GET", "HEAD")
+        if method not in ("GET", "HEAD"):
+            return False
+        path = scope["path"]
+        return path in ("/", "/ui") or (path.startswith("/ui/") and "/.." not in path)

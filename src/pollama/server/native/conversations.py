@@ -8,6 +8,9 @@ a `conversation` field.
                                       images by digest)
     GET    /api/conversations/{ref}/images/{digest}   an image's bytes
     PATCH  /api/conversations/{ref}   {title?, system?, options?, name?}
+    DELETE /api/conversations/{ref}/messages?from=N   the messages from position N (0-based)
+                                      on: regenerating is truncating at the question, then
+                                      asking it again
     DELETE /api/conversations/{ref}
 
 `ref` is a conversation's id or its name. Errors are Ollama's `{"error": ...}`: an unknown
@@ -22,7 +25,7 @@ from collections.abc import AsyncGenerator
 from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import Field
 
@@ -138,6 +141,14 @@ async def update(ref: str, request: Request, server: State) -> dict[str, Any]:
 async def delete(ref: str, server: State) -> Response:
     await server.db(lambda s: s.delete(ref))
     return Response(status_code=200)
+
+
+@router.delete("/api/conversations/{ref}/messages")
+async def truncate(ref: str, server: State, start: int = Query(alias="from")) -> dict[str, Any]:
+    """Waits for a turn that is answering, so an answer is never stored after the cut."""
+    conversation = await server.db(lambda s: s.get(ref))
+    async with server.conversation_lock(conversation["id"]):
+        return await server.db(lambda s: s.truncate(conversation["id"], start))
 
 
 # -- /api/chat with a conversation --------------------------------------------------------
