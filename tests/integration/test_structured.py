@@ -163,6 +163,20 @@ def test_format_schema_is_valid_ten_times_out_of_ten(server, smol):
         check_schema(json.loads(answer.message.content), PET)
 
 
+def test_format_values_with_quotes_and_backslashes(server, smol):
+    """A const/enum value or property name holding `"` or `\\` (llama-cpp-python's converter
+    left backslashes unescaped, and such a schema was a 400 `failed to parse grammar`)."""
+    values = ['say "hi"', "C:\\temp", '<img src="x">']
+    schema = {"type": "object", "properties": {
+        'the "quoted" key': {"type": "string", "enum": values}},
+        "required": ['the "quoted" key']}
+    for seed in range(3):
+        answer = server.client().generate(model=smol, prompt="Pick one.", format=schema,
+                                          options={"temperature": 1.0, "seed": seed,
+                                                   "num_predict": 64})
+        assert json.loads(answer.response)['the "quoted" key'] in values
+
+
 def test_format_on_generate_streamed_and_json(server, smol):
     client = server.client()
     chunks = list(client.generate(model=smol, prompt="A pet as JSON:", format=PET, stream=True,

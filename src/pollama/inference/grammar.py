@@ -36,11 +36,27 @@ def format_grammar(fmt: Any) -> str | None:
     raise BadRequest(f'invalid format: "{fmt}"; expected "json" or a valid JSON Schema object')
 
 
+_LITERAL_ESCAPES = {"\r": "\\r", "\n": "\\n", '"': '\\"', "\\": "\\\\"}
+
+
+def _gbnf_literal(text: str) -> str:
+    """A GBNF string literal: llama.cpp's own converter escapes backslashes too;
+    llama-cpp-python's copy does not, so `"a\\"b"` (a JSON string with a quote) broke
+    the grammar of any schema whose const/enum value or property name holds `"` or `\\`."""
+    return '"' + "".join(_LITERAL_ESCAPES.get(c, c) for c in text) + '"'
+
+
 def schema_grammar(schema: dict[str, Any]) -> str:
     """A JSON schema → the GBNF of the JSON values it allows (root rule `root`)."""
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
+    from llama_cpp.llama_grammar import SchemaConverter
 
-    grammar = json_schema_to_gbnf(json.dumps(schema))
+    class _Converter(SchemaConverter):  # type: ignore[misc]
+        def _format_literal(self, literal: str) -> str:
+            return _gbnf_literal(literal)
+
+    converter = _Converter(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter.visit(converter.resolve_refs(schema, "stdin"), "")
+    grammar: str = converter.format_grammar()
     # llama-cpp-python lets raw control characters into strings, which JSON forbids;
     # use llama.cpp's own rule (as llama-server's converter does)
     return _CHAR_RULE.sub(lambda _m: _STRICT_CHAR, grammar)
