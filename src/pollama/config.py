@@ -30,6 +30,8 @@ KV_CACHE_BYTES: dict[str, float] = {
 }
 KV_CACHE_TYPES = tuple(KV_CACHE_BYTES)
 UNQUANTIZED_KV_CACHE_TYPES = ("f16", "f32", "bf16")
+DEFAULT_KV_CACHE_SIZE = 4 << 30  # OLLAMA_KV_CACHE_DIR_SIZE: saved KV state on disk, at most
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 def _var(env: dict[str, str], key: str) -> str:
     return env.get(key, "").strip().strip("\"'").strip()
@@ -76,6 +78,37 @@ def _duration(env: dict[str, str], key: str, default: float, *, zero_is_forever:
     if seconds < 0 or (zero_is_forever and seconds == 0):
         return FOREVER
     return seconds
+
+
+def parse_size(raw: str) -> int:
+    """Bytes from `4G`, `512M`, `100K`, `1.5G`, `4GB`, `4GiB` or a bare number (binary units).
+    Raises ValueError for anything else or a negative size."""
+    text = raw.strip().upper().removesuffix("IB").removesuffix("B")
+    suffix = text[-1:] if text[-1:] in _SIZE_SUFFIXES else ""
+    number = float(text[:len(text) - len(suffix)].strip())
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"not a size: {raw!r}")
+    return int(number * _SIZE_SUFFIXES[suffix])
+
+
+def _kv_cache_dir(env: dict[str, str], home: Path) -> Path | None:
+    raw = _var(env, "OLLAMA_KV_CACHE_DIR")
+    if not raw:
+        return home / "kv-cache"
+    if raw.lower() in ("0", "off", "false", "no", "none"):
+        return None
+    return Path(raw).expanduser()
+
+
+def _kv_cache_size(env: dict[str, str]) -> int:
+    raw = _var(env, "OLLAMA_KV_CACHE_DIR_SIZE")
+    if not raw:
+        return DEFAULT_KV_CACHE_SIZE
+    try:
+        return parse_size(raw)
+    except ValueError:
+        log.warning("invalid OLLAMA_KV_CACHE_DIR_SIZE %r, using the default (4G)", raw)
+        return DEFAULT_KV_CACHE_SIZE
 
 
 @dataclass(frozen=True)
@@ -160,6 +193,10 @@ class Config:
     max_transfer_streams: int  # OLLAMA_MAX_TRANSFER_STREAMS, default 4
     repack: bool | None = None  # OLLAMA_REPACK, None = probe the CPU once (engine/cpu_probe.py)
     home: Path = field(default_factory=lambda: Path.home() / ".ollama")
+    # OLLAMA_KV_CACHE_DIR: where runners save prompts' KV state (None = off), default
+    # <home>/kv-cache; OLLAMA_KV_CACHE_DIR_SIZE: its size limit in bytes, default 4G.
+    kv_cache_dir: Path | None = None
+    kv_cache_size: int = DEFAULT_KV_CACHE_SIZE
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -190,6 +227,8 @@ class Config:
             max_transfer_streams=_int(env, "OLLAMA_MAX_TRANSFER_STREAMS", 4),
             repack=_optional_bool(env, "OLLAMA_REPACK"),
             home=home,
+            kv_cache_dir=_kv_cache_dir(env, home),
+            kv_cache_size=_kv_cache_size(env),
         )
 
     @property
@@ -230,6 +269,10 @@ SERVE_ENV_DOCS: dict[str, str] = {
         "Load weights into llama.cpp's repacked/AMX layouts (default: probe the CPU once)",
     "OLLAMA_LOAD_TIMEOUT":
         "How long to allow model loads to stall before giving up (default \"5m\")",
+    "OLLAMA_KV_CACHE_DIR":
+        "Where prompts' KV state is saved to resume them (default ~/.ollama/kv-cache; 0 = off)",
+    "OLLAMA_KV_CACHE_DIR_SIZE":
+        "Size limit of the saved KV state, least recently used out (default: 4G)",
 }
 CLIENT_ENV_DOCS: dict[str, str] = {
     "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",
