@@ -42,7 +42,7 @@ import numpy as np
 from llama_cpp import llama_cpp as C
 
 from pollama.engine import protocol
-from pollama.engine.kv_state import LOAD_MIN_GAIN, MIN_TOKENS, StateStore, make_key
+from pollama.engine.kv_state import LOAD_MIN_GAIN, MIN_TOKENS, Entry, StateStore, make_key
 from pollama.engine.model import (
     FLASH_ATTENTION_TYPES,
     KV_CACHE_GGML_TYPES,
@@ -202,6 +202,9 @@ class Runner:
         self.encoding: dict[str, int] = {}  # image hash → encodes in flight for it
         # Completions whose images the worker is preparing: id → (message, params).
         self.preparing: dict[Any, tuple[dict[str, Any], GenerationParams]] = {}
+        # Requests whose slot waits for a saved KV state being read off the loop: id → (the
+        # slot, reserved: its `request` is set, it is not active; the request).
+        self.loading: dict[Any, tuple[Slot, Request]] = {}
         self.num_ctx = model.num_ctx
         self.n_batch = model.n_batch
         self.slots = [Slot(i) for i in range(model.num_parallel)]
@@ -427,6 +430,13 @@ class Runner:
                               "eval_count": 0, "eval_duration": 0, "prompt_cached": 0,
                               "truncated": False, "tokens": []})
             return
+        held = self.loading.pop(rid, None)
+        if held is not None:  # its saved state is being read: the slot is free again
+            slot, req = held
+            slot.request = None
+            req.close()
+            self._done(req, "cancel")
+            return
         for req in self.queue:
             if req.id == rid:
                 self.queue.remove(req)
@@ -491,6 +501,8 @@ class Runner:
                 progress = self._step(t0) or progress
         for slot in list(self.active):
             self._finish(slot, "cancel")
+        for rid in list(self.loading):
+            self._cancel(rid)
         while self.queue:
             self.queue.popleft().close()
         self.preparing.clear()
@@ -550,21 +562,54 @@ class Runner:
         if slot.dirty:
             self._save(slot)
 
-    def _load(self, slot: Slot, req: Request, prefix: int) -> int:
-        """Load the saved state sharing the longest prefix with the request's prompt into a
-        free slot if it offers more than the slot holds (`prefix` tokens). The slot's common
-        prefix with the prompt after it: `prefix` if nothing was loaded, 0 if a load failed.
-        The time it takes counts as the request's prompt evaluation."""
+    def _want_state(self, slot: Slot, req: Request, prefix: int) -> bool:
+        """Whether a saved state offers at least LOAD_MIN_GAIN more tokens of the prompt than
+        the slot holds (`prefix`). If so, the slot is reserved for the request and the file
+        read and checked on a thread of its own; `_state_read` loads it and starts the
+        request (the loop goes on stepping other slots meanwhile)."""
         states, prompt = self.states, req.prompt
         if states is None or len(prompt) < MIN_TOKENS or len(prompt) - prefix <= LOAD_MIN_GAIN:
-            return prefix
+            return False
         entry, n = states.lookup(prompt)
         if entry is None or n - prefix < LOAD_MIN_GAIN:
-            return prefix
+            return False
+        slot.request = req
+        self.loading[req.id] = (slot, req)
         t0 = _now()
-        state = states.read(entry)
-        if state is None:
-            return prefix
+        post = self.inbox.put
+
+        def read() -> None:
+            state = states.read(entry)
+            post(Done(lambda result: self._state_read(req, entry, n, result, t0), state))
+
+        threading.Thread(target=read, name="kv-read", daemon=True).start()
+        return True
+
+    def _state_read(self, req: Request, entry: Entry, n: int, state: bytearray | None,
+                    t0: int) -> None:
+        """In the loop: a saved state was read (None: it failed its checks and is gone). Load
+        it into the reserved slot and start the request; its prompt evaluation counts the
+        time since the read began."""
+        held = self.loading.pop(req.id, None)
+        if held is None:
+            return  # cancelled meanwhile
+        slot = held[0]
+        slot.request = None
+        prefix = common_prefix(slot.tokens, req.prompt)
+        if state is not None:
+            prefix = self._load(slot, entry, n, state)
+        req.prompt_ns += _now() - t0
+        if state is not None and prefix:
+            print(f"kv state: restored {len(slot.tokens)} tokens into slot {slot.seq} "
+                  f"({len(state) / 1e6:.1f} MB in {(_now() - t0) / 1e6:.1f} ms): {prefix} of "
+                  f"the prompt's {len(req.prompt)} tokens", file=sys.stderr)
+        self._start(slot, req, prefix)
+
+    def _load(self, slot: Slot, entry: Entry, n: int, state: bytearray) -> int:
+        """Put a checked state into a free slot's sequence: `n` (its common prefix with the
+        prompt), or 0 if llama.cpp refused it (the file is deleted, the slot left empty)."""
+        states = self.states
+        assert states is not None  # only a runner with a state store loads
         self._evict(slot)
         mem, seq = self.model.memory, slot.seq
         C.llama_memory_seq_rm(mem, seq, -1, -1)
@@ -574,16 +619,11 @@ class Runner:
         size = len(state)
         done = C.llama_state_seq_set_data(
             self._ctx, (ctypes.c_uint8 * size).from_buffer(state), size, seq)
-        n_tokens = len(entry.tokens)
-        if done != size or C.llama_memory_seq_pos_max(mem, seq) != n_tokens - 1:
+        if done != size or C.llama_memory_seq_pos_max(mem, seq) != len(entry.tokens) - 1:
             C.llama_memory_seq_rm(mem, seq, -1, -1)
             states.discard(entry, f"llama.cpp read {done} of its {size} bytes of state")
             return 0
         slot.tokens = entry.tokens.tolist()
-        req.prompt_ns += _now() - t0
-        print(f"kv state: restored {n_tokens} tokens into slot {seq} ({size / 1e6:.1f} MB in "
-              f"{(_now() - t0) / 1e6:.1f} ms): {n} of the prompt's {len(prompt)} tokens",
-              file=sys.stderr)
         return n
 
     # -- images ----------------------------------------------------------------------------
@@ -783,8 +823,8 @@ class Runner:
                 if n > best_len or (n == best_len and slot.last_used < best.last_used):
                     best, best_len = slot, n
             free.remove(best)
-            best_len = self._load(best, req, best_len)
-            self._start(best, req, best_len)
+            if not self._want_state(best, req, best_len):
+                self._start(best, req, best_len)
 
     def _start(self, slot: Slot, req: Request, prefix: int) -> None:
         mem, seq = self.model.memory, slot.seq
