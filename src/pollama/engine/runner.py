@@ -596,13 +596,16 @@ class Runner:
         slot = held[0]
         slot.request = None
         prefix = common_prefix(slot.tokens, req.prompt)
+        t1 = _now()
         if state is not None:
             prefix = self._load(slot, entry, n, state)
-        req.prompt_ns += _now() - t0
+        t2 = _now()
+        req.prompt_ns += t2 - t0
         if state is not None and prefix:
             print(f"kv state: restored {len(slot.tokens)} tokens into slot {slot.seq} "
-                  f"({len(state) / 1e6:.1f} MB in {(_now() - t0) / 1e6:.1f} ms): {prefix} of "
-                  f"the prompt's {len(req.prompt)} tokens", file=sys.stderr)
+                  f"({len(state) / 1e6:.1f} MB, read and checked in {(t1 - t0) / 1e6:.1f} ms, "
+                  f"loaded in {(t2 - t1) / 1e6:.1f} ms): {prefix} of the prompt's "
+                  f"{len(req.prompt)} tokens", file=sys.stderr)
         self._start(slot, req, prefix)
 
     def _load(self, slot: Slot, entry: Entry, n: int, state: bytearray) -> int:
