@@ -23,10 +23,12 @@ import pytest
 from pollama.engine import RunnerHandle
 from pollama.engine.kv_state import MIN_TOKENS, SUFFIX
 from tests.helpers import Server, create_from_gguf
+from tests.vision import solid_png, write_vision_model
 
 CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 GREEDY = {"temperature": 0, "seed": 42, "num_predict": 12}
 NUM_CTX = 1024
+RED, BLUE = solid_png((255, 0, 0)), solid_png((0, 0, 255))
 
 
 def facts(n: int, start: int = 0) -> str:
@@ -219,6 +221,47 @@ def test_full_disk_skips_the_write(loop, smollm2_path, small_disk, second, cold)
     assert text == cold[0]
     assert saved_files(directory) == []  # a 40 MB disk is below the free-space reserve
     assert not list(directory.iterdir())
+
+
+def test_image_positions_resume_from_disk(loop, tmp_path):
+    """Image positions are saved with the text: a second turn about the same picture loads
+    them (the image is not encoded again); another picture does not match them."""
+    text_model, projector = write_vision_model(tmp_path / "vision")
+    directory = tmp_path / "state"
+
+    def run(state: Path | None, prompt: str, image: bytes) -> tuple[str, dict[str, Any], int]:
+        handle = start(loop, text_model, state, projector=projector)
+        try:
+            marker = handle.info["media_marker"]
+
+            async def go() -> tuple[str, dict[str, Any]]:
+                out, done = [], {}
+                async for chunk in handle.completion({"prompt": prompt.format(marker),
+                                                      "images": [image], "options": GREEDY}):
+                    if chunk.get("done"):
+                        done = chunk
+                    else:
+                        out.append(chunk["text"])
+                return "".join(out), done
+            answer, done = loop.run_until_complete(go())
+            encoded = loop.run_until_complete(handle.status())["images_encoded"]
+            return answer, done, encoded
+        finally:
+            loop.run_until_complete(handle.close())
+
+    first_prompt = CHAT.replace("{}", "{} " + facts(20) + " Describe it.")
+    answer, first, _ = run(directory, first_prompt, RED)
+    assert first["prompt_eval_count"] > MIN_TOKENS
+    second_prompt = first_prompt + answer.replace("{", "{{").replace("}", "}}") + \
+        "<|im_end|>\n" + CHAT.format("And the colour?")
+    resumed, second, encoded = run(directory, second_prompt, RED)
+    assert second["prompt_cached"] >= first["prompt_eval_count"]
+    assert encoded == 0  # its positions came from disk
+    cold, cold_done, cold_encoded = run(None, second_prompt, RED)
+    assert cold_encoded == 1 and cold_done["prompt_cached"] == 0
+    assert resumed == cold
+    _, other, encoded = run(directory, second_prompt, BLUE)
+    assert encoded == 1 and other["prompt_cached"] < 8  # the text before the image, at most
 
 
 # -- the server: a conversation survives a restart ----------------------------------------
