@@ -31,6 +31,8 @@ KV_CACHE_BYTES: dict[str, float] = {
 }
 KV_CACHE_TYPES = tuple(KV_CACHE_BYTES)
 UNQUANTIZED_KV_CACHE_TYPES = ("f16", "f32", "bf16")
+DEFAULT_KV_CACHE_SIZE = 4 << 30  # OLLAMA_KV_CACHE_DIR_SIZE: saved KV state on disk, at most
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 def _var(env: dict[str, str], key: str) -> str:
     return env.get(key, "").strip().strip("\"'").strip()
@@ -88,6 +90,37 @@ def _conversations(env: dict[str, str], home: Path) -> Path | None:
     if go.parse_bool(raw) is False or raw.lower() in ("off", "no"):
         return None
     return Path(raw).expanduser()
+
+
+def parse_size(raw: str) -> int:
+    """Bytes from `4G`, `512M`, `100K`, `1.5G`, `4GB`, `4GiB` or a bare number (binary units).
+    Raises ValueError for anything else or a negative size."""
+    text = raw.strip().upper().removesuffix("IB").removesuffix("B")
+    suffix = text[-1:] if text[-1:] in _SIZE_SUFFIXES else ""
+    number = float(text[:len(text) - len(suffix)].strip())
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"not a size: {raw!r}")
+    return int(number * _SIZE_SUFFIXES[suffix])
+
+
+def _kv_cache_dir(env: dict[str, str], home: Path) -> Path | None:
+    raw = _var(env, "OLLAMA_KV_CACHE_DIR")
+    if not raw:
+        return home / "kv-cache"
+    if raw.lower() in ("0", "off", "false", "no", "none"):
+        return None
+    return Path(raw).expanduser()
+
+
+def _kv_cache_size(env: dict[str, str]) -> int:
+    raw = _var(env, "OLLAMA_KV_CACHE_DIR_SIZE")
+    if not raw:
+        return DEFAULT_KV_CACHE_SIZE
+    try:
+        return parse_size(raw)
+    except ValueError:
+        log.warning("invalid OLLAMA_KV_CACHE_DIR_SIZE %r, using the default (4G)", raw)
+        return DEFAULT_KV_CACHE_SIZE
 
 
 @dataclass(frozen=True)
@@ -191,6 +224,10 @@ class Config:
     # OLLAMA_CONVERSATIONS: the SQLite file of stored conversations, default
     # ~/.ollama/pollama.db; None when set to 0/false/off (the server stores nothing)
     conversations: Path | None = None
+    # OLLAMA_KV_CACHE_DIR: where runners save prompts' KV state (None = off), default
+    # <home>/kv-cache; OLLAMA_KV_CACHE_DIR_SIZE: its size limit in bytes, default 4G.
+    kv_cache_dir: Path | None = None
+    kv_cache_size: int = DEFAULT_KV_CACHE_SIZE
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -227,6 +264,8 @@ class Config:
             allow_insecure=_bool(env, "OLLAMA_ALLOW_INSECURE"),
             metrics=_optional_bool(env, "OLLAMA_METRICS") is not False,
             conversations=_conversations(env, home),
+            kv_cache_dir=_kv_cache_dir(env, home),
+            kv_cache_size=_kv_cache_size(env),
         )
 
     @property
@@ -296,6 +335,10 @@ SERVE_ENV_DOCS: dict[str, str] = {
     "OLLAMA_METRICS": "Prometheus metrics at /metrics (default on; 0 turns them off)",
     "OLLAMA_CONVERSATIONS":
         "SQLite file of stored conversations (default ~/.ollama/pollama.db; 0 turns them off)",
+    "OLLAMA_KV_CACHE_DIR":
+        "Where prompts' KV state is saved to resume them (default ~/.ollama/kv-cache; 0 = off)",
+    "OLLAMA_KV_CACHE_DIR_SIZE":
+        "Size limit of the saved KV state, least recently used out (default: 4G)",
 }
 CLIENT_ENV_DOCS: dict[str, str] = {
     "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",

@@ -8,6 +8,7 @@ The only package that imports llama_cpp, and only in the runner process (`runner
     runner.py    the runner process: slots, continuous batching, KV prefix reuse
     model.py     the llama.cpp objects one runner owns (model, context, batch)
     vision.py    images: the mtmd projector context, its worker thread, encoded-image cache
+    kv_state.py  saved KV state on disk: slots resume prompts across runner restarts
     sampling.py  Ollama options → llama.cpp's C sampler chain
     text.py      token bytes → text: whole UTF-8 characters, stop strings held back
     errors.py    RunnerStartError, RunnerCrashed, PromptTooLong, ...

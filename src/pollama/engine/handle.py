@@ -130,11 +130,16 @@ class RunnerHandle:
         repack: bool | None = None,
         flash_attention: str = "auto",
         kv_cache_type: str = "f16",
+        state_dir: str | os.PathLike[str] | None = None,
+        state_limit: int = 4 << 30,
     ) -> RunnerHandle:
         """Start a runner process and wait until it has loaded the model.
 
         Raises RunnerStartError (with the runner's last word) if it exits or stalls first.
         `repack` (llama.cpp's extra buffer types) defaults to this machine's probed verdict.
+        `state_dir`: where the runner saves and loads prompts' KV state (`kv_state.py`; the
+        files are keyed by the model file, adapters, projector, num_ctx and cache settings),
+        at most `state_limit` bytes there. `close` gives it time to save.
         """
         if repack is None:
             repack = (await default_verdict()).repack
@@ -156,6 +161,8 @@ class RunnerHandle:
         if not repack:
             args.append("--no-repack")
         args += ["--flash-attn", flash_attention, "--cache-type", kv_cache_type]
+        if state_dir is not None and not embedding:
+            args += ["--state-dir", os.fspath(state_dir), "--state-limit", str(state_limit)]
         env = dict(os.environ)
         src = str(Path(__file__).resolve().parents[2])  # so the child imports this pollama
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)

@@ -53,8 +53,10 @@ Responses (runner → server), each carrying the request's `id`:
     embed       {"id", "embeddings": [[...], ...], "prompt_eval_count": n}
     status      {"id", "ok": true, "slots": 4, "busy": [0, 2], "queued": 0,
                  "cells": [tokens in each slot's KV cache],
-                 "images_encoded": n, "images_cached": n, "images_encoding": n}
-                 (the image counters on vision runners only)
+                 "images_encoded": n, "images_cached": n, "images_encoding": n,
+                 "kv_saved": n}
+                 (the image counters on vision runners only; kv_saved, the saved prompt
+                 states of this runner's key, with --state-dir only)
     any         {"id", "error": "...", "code": "bad_request" | "prompt_too_long" | "internal"}
 
 Images never crash a runner: one it cannot decode fails its request (`bad_request`, "image 1:

@@ -3,6 +3,7 @@
     python -m pollama.engine.runner --model PATH [--ctx-size N] [--parallel N] [--batch-size N]
         [--threads N] [--no-mmap] [--n-gpu-layers N] [--embedding] [--lora PATH]... [--verbose]
         [--no-repack] [--flash-attn on|off|auto] [--cache-type TYPE]
+        [--state-dir DIR] [--state-limit BYTES]
 
 It speaks the protocol in `protocol.py` on stdin/stdout (stderr is its log). The main thread
 runs the loop and writes each step's text straight to stdout (`protocol.Outbox` queues and
@@ -14,6 +15,11 @@ token plus chunks of pending prompts (at most `num_batch` tokens in all), then o
 chain call per slot that has logits. A slot is one sequence id with its own `num_ctx` window;
 it remembers the tokens in its KV cells, so a request that shares a prefix with a free slot's
 cache only evaluates the rest.
+
+With `--state-dir`, slots' KV state also outlives the process (`kv_state.py`): a slot's cells
+are saved when the runner goes idle after a completion, when the slot is about to be reused for
+another prompt, and on shutdown; a request whose prompt extends a saved prefix longer than any
+free slot's loads it into a slot and evaluates only the rest.
 """
 
 from __future__ import annotations
@@ -21,18 +27,22 @@ from __future__ import annotations
 import argparse
 import bisect
 import collections
+import ctypes
 import os
 import queue
+import signal
 import sys
 import threading
 import time
 import traceback
 from typing import Any
 
+import llama_cpp
 import numpy as np
 from llama_cpp import llama_cpp as C
 
 from pollama.engine import protocol
+from pollama.engine.kv_state import LOAD_MIN_GAIN, MIN_TOKENS, Entry, StateStore, make_key
 from pollama.engine.model import (
     FLASH_ATTENTION_TYPES,
     KV_CACHE_GGML_TYPES,
@@ -59,6 +69,10 @@ MAX_REPEATS = 30  # identical tokens in a row (after the first) that end an answ
 # A loop of a short sequence ("keyfile.keyfile.keyfile..."): the last LOOP_WINDOW tokens repeat
 # one block of 2..LOOP_MAX_PERIOD tokens (so at least 4 times), checked every LOOP_CHECK tokens.
 LOOP_WINDOW, LOOP_MAX_PERIOD, LOOP_CHECK = 256, 64, 16
+# On shutdown, slots not yet saved are saved within this many seconds (the handle kills a
+# runner 5 s after asking it to stop).
+SAVE_ON_EXIT_S = 3.5
+ALL_FRESH = sys.maxsize
 
 _now = time.perf_counter_ns
 
@@ -123,11 +137,16 @@ class EmbedJob:
 class Slot:
     """One sequence id of the context and the tokens its KV cells hold (position = index)."""
 
-    __slots__ = ("i_batch", "last_used", "next_token", "pending", "request", "seq", "tokens")
+    __slots__ = ("dirty", "fresh", "i_batch", "last_used", "next_token", "pending", "request",
+                 "seq", "tokens")
 
     def __init__(self, seq: int) -> None:
         self.seq = seq
         self.tokens: list[int] = []
+        self.dirty = False  # its tokens changed since they were saved (or loaded)
+        # The cells of tokens[:fresh] are what evaluating those tokens gives; a context shift
+        # moves cells, and a slot holding moved cells is never saved.
+        self.fresh = ALL_FRESH
         self.request: Request | None = None
         self.pending: list[int] = []  # prompt tokens still to evaluate
         self.next_token = -1  # sampled, to be decoded in the next step
@@ -169,9 +188,11 @@ class PromptTooLongError(ValueError):
 class Runner:
     """The slots and the batch loop of one loaded model."""
 
-    def __init__(self, model: LoadedModel, outbox: Outbox, vision: Vision | None = None) -> None:
+    def __init__(self, model: LoadedModel, outbox: Outbox, vision: Vision | None = None,
+                 states: StateStore | None = None) -> None:
         self.model = model
         self.outbox = outbox
+        self.states = states  # saved KV state on disk, or None
         # Messages for the loop: protocol messages from the stdin reader, and `_Internal`
         # results (an image prepared or encoded) from the vision worker.
         self.inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -181,6 +202,9 @@ class Runner:
         self.encoding: dict[str, int] = {}  # image hash → encodes in flight for it
         # Completions whose images the worker is preparing: id → (message, params).
         self.preparing: dict[Any, tuple[dict[str, Any], GenerationParams]] = {}
+        # Requests whose slot waits for a saved KV state being read off the loop: id → (the
+        # slot, reserved: its `request` is set, it is not active; the request).
+        self.loading: dict[Any, tuple[Slot, Request]] = {}
         self.num_ctx = model.num_ctx
         self.n_batch = model.n_batch
         self.slots = [Slot(i) for i in range(model.num_parallel)]
@@ -223,6 +247,8 @@ class Runner:
                 busy = [s.seq for s in self.slots if s.request is not None]
                 reply = {"id": rid, "ok": True, "slots": len(self.slots), "busy": busy,
                          "queued": len(self.queue), "cells": [len(s.tokens) for s in self.slots]}
+                if self.states is not None:
+                    reply["kv_saved"] = len(self.states)
                 if self.vision is not None:
                     reply["images_encoded"] = self.vision.encodes
                     reply["images_encoding"] = len(self.encoding)
@@ -404,6 +430,13 @@ class Runner:
                               "eval_count": 0, "eval_duration": 0, "prompt_cached": 0,
                               "truncated": False, "tokens": []})
             return
+        held = self.loading.pop(rid, None)
+        if held is not None:  # its saved state is being read: the slot is free again
+            slot, req = held
+            slot.request = None
+            req.close()
+            self._done(req, "cancel")
+            return
         for req in self.queue:
             if req.id == rid:
                 self.queue.remove(req)
@@ -451,6 +484,8 @@ class Runner:
         progress = True
         while self.running:
             if not progress or (not self.active and not self.queue and not self.embeds):
+                if inbox.empty() and self._save_idle():
+                    continue  # one slot saved: look at the inbox again before the next
                 self.dispatch(inbox.get())
             t0 = _now()
             while not inbox.empty():
@@ -466,10 +501,133 @@ class Runner:
                 progress = self._step(t0) or progress
         for slot in list(self.active):
             self._finish(slot, "cancel")
+        for rid in list(self.loading):
+            self._cancel(rid)
         while self.queue:
             self.queue.popleft().close()
         self.preparing.clear()
         self.embeds.clear()
+        self._save_all(time.monotonic() + SAVE_ON_EXIT_S)
+
+    # -- saved KV state --------------------------------------------------------------------
+
+    def _save(self, slot: Slot) -> None:
+        """Copy a free slot's cells out for the state store's writer thread (only this copy
+        runs in the loop), if they are worth saving and not saved already."""
+        slot.dirty = False
+        states, tokens = self.states, slot.tokens
+        if states is None or len(tokens) < MIN_TOKENS or len(tokens) > slot.fresh \
+                or states.has(tokens):
+            return
+        t0 = _now()
+        size = C.llama_state_seq_get_size(self._ctx, slot.seq)
+        if not states.room_for(size):
+            print(f"kv state: not saving {len(tokens)} tokens ({size} bytes): the writer is "
+                  "behind or the limit is smaller", file=sys.stderr)
+            return
+        buf = bytearray(size)
+        n = C.llama_state_seq_get_data(self._ctx, (ctypes.c_uint8 * size).from_buffer(buf),
+                                       size, slot.seq)
+        if n == 0:
+            print(f"kv state: llama.cpp gave no state for slot {slot.seq}", file=sys.stderr)
+            return
+        states.save(list(tokens), buf if n == size else buf[:n])
+        print(f"kv state: saving {len(tokens)} tokens of slot {slot.seq} ({n / 1e6:.1f} MB, "
+              f"copied in {(_now() - t0) / 1e6:.1f} ms)", file=sys.stderr)
+
+    def _save_idle(self) -> bool:
+        """Save one free slot whose tokens changed (the loop has nothing else to do)."""
+        if self.states is None:
+            return False
+        for slot in self.slots:
+            if slot.dirty and slot.request is None:
+                self._save(slot)
+                return True
+        return False
+
+    def _save_all(self, deadline: float) -> None:
+        """On shutdown: save every changed slot, then wait for the writes, until `deadline`."""
+        states = self.states
+        if states is None:
+            return
+        for slot in self.slots:
+            if slot.dirty and time.monotonic() < deadline:
+                self._save(slot)
+        if not states.flush(max(0.0, deadline - time.monotonic())):
+            print("kv state: shutting down before every write finished", file=sys.stderr)
+        states.close()
+
+    def _evict(self, slot: Slot) -> None:
+        """A free slot's cells are about to be dropped: save them first if they changed."""
+        if slot.dirty:
+            self._save(slot)
+
+    def _want_state(self, slot: Slot, req: Request, prefix: int) -> bool:
+        """Whether a saved state offers at least LOAD_MIN_GAIN more tokens of the prompt than
+        the slot holds (`prefix`). If so, the slot is reserved for the request and the file
+        read and checked on a thread of its own; `_state_read` loads it and starts the
+        request (the loop goes on stepping other slots meanwhile)."""
+        states, prompt = self.states, req.prompt
+        if states is None or len(prompt) < MIN_TOKENS or len(prompt) - prefix <= LOAD_MIN_GAIN:
+            return False
+        entry, n = states.lookup(prompt)
+        if entry is None or n - prefix < LOAD_MIN_GAIN:
+            return False
+        slot.request = req
+        self.loading[req.id] = (slot, req)
+        t0 = _now()
+        post = self.inbox.put
+
+        def read() -> None:
+            state = states.read(entry)
+            post(Done(lambda result: self._state_read(req, entry, n, result, t0), state))
+
+        threading.Thread(target=read, name="kv-read", daemon=True).start()
+        return True
+
+    def _state_read(self, req: Request, entry: Entry, n: int, state: bytearray | None,
+                    t0: int) -> None:
+        """In the loop: a saved state was read (None: it failed its checks and is gone). Load
+        it into the reserved slot and start the request; its prompt evaluation counts the
+        time since the read began."""
+        held = self.loading.pop(req.id, None)
+        if held is None:
+            return  # cancelled meanwhile
+        slot = held[0]
+        slot.request = None
+        prefix = common_prefix(slot.tokens, req.prompt)
+        t1 = _now()
+        if state is not None:
+            prefix = self._load(slot, entry, n, state)
+        t2 = _now()
+        req.prompt_ns += t2 - t0
+        if state is not None and prefix:
+            print(f"kv state: restored {len(slot.tokens)} tokens into slot {slot.seq} "
+                  f"({len(state) / 1e6:.1f} MB, read and checked in {(t1 - t0) / 1e6:.1f} ms, "
+                  f"loaded in {(t2 - t1) / 1e6:.1f} ms): {prefix} of the prompt's "
+                  f"{len(req.prompt)} tokens", file=sys.stderr)
+        self._start(slot, req, prefix)
+
+    def _load(self, slot: Slot, entry: Entry, n: int, state: bytearray) -> int:
+        """Put a checked state into a free slot's sequence: `n` (its common prefix with the
+        prompt), or 0 if llama.cpp refused it (the file is deleted, the slot left empty)."""
+        states = self.states
+        assert states is not None  # only a runner with a state store loads
+        self._evict(slot)
+        mem, seq = self.model.memory, slot.seq
+        C.llama_memory_seq_rm(mem, seq, -1, -1)
+        slot.tokens = []
+        slot.dirty = False
+        slot.fresh = ALL_FRESH
+        size = len(state)
+        done = C.llama_state_seq_set_data(
+            self._ctx, (ctypes.c_uint8 * size).from_buffer(state), size, seq)
+        if done != size or C.llama_memory_seq_pos_max(mem, seq) != len(entry.tokens) - 1:
+            C.llama_memory_seq_rm(mem, seq, -1, -1)
+            states.discard(entry, f"llama.cpp read {done} of its {size} bytes of state")
+            return 0
+        slot.tokens = entry.tokens.tolist()
+        return n
 
     # -- images ----------------------------------------------------------------------------
 
@@ -539,6 +697,7 @@ class Runner:
             idle = [s for s in self.slots if s.request is None and s.tokens]
             if idle:
                 for other in idle:
+                    self._evict(other)
                     C.llama_memory_seq_rm(mem, other.seq, -1, -1)
                     other.tokens.clear()
                 return
@@ -575,6 +734,7 @@ class Runner:
             used += n
         mem, ctx = self.model.memory, self._ctx
         for slot, _, _ in group:
+            self._evict(slot)
             C.llama_memory_seq_rm(mem, slot.seq, -1, -1)
             slot.tokens.clear()
         failed: Exception | None = None
@@ -666,7 +826,8 @@ class Runner:
                 if n > best_len or (n == best_len and slot.last_used < best.last_used):
                     best, best_len = slot, n
             free.remove(best)
-            self._start(best, req, best_len)
+            if not self._want_state(best, req, best_len):
+                self._start(best, req, best_len)
 
     def _start(self, slot: Slot, req: Request, prefix: int) -> None:
         mem, seq = self.model.memory, slot.seq
@@ -675,6 +836,8 @@ class Runner:
             if image.start < keep < image.end:
                 keep = image.start  # an image is decoded whole or not at all
         if keep < len(slot.tokens):
+            if len(slot.tokens) - keep >= LOAD_MIN_GAIN:
+                self._evict(slot)  # another prompt: keep what it drops on disk
             if not C.llama_memory_seq_rm(mem, seq, keep, -1):
                 C.llama_memory_seq_rm(mem, seq, -1, -1)
                 keep = 0
@@ -685,6 +848,8 @@ class Runner:
                 C.llama_memory_seq_rm(mem, seq, -1, -1)  # cells the suffix needs are gone
                 keep = 0
                 slot.tokens.clear()
+        if keep <= slot.fresh:
+            slot.fresh = ALL_FRESH
         req.cached = keep
         slot.request = req
         slot.pending = req.prompt[keep:]
@@ -865,6 +1030,7 @@ class Runner:
         C.llama_memory_seq_rm(mem, slot.seq, keep, keep + discard)
         C.llama_memory_seq_add(mem, slot.seq, keep + discard, n_past, -discard)
         del slot.tokens[keep:keep + discard]
+        slot.fresh = min(slot.fresh, keep)
         return True
 
     def _decode_failed(self, rc: int, decoding: list[Slot],
@@ -880,6 +1046,7 @@ class Runner:
             idle = [s for s in self.slots if s.request is None and s.tokens]
             if idle:
                 for slot in idle:
+                    self._evict(slot)
                     C.llama_memory_seq_rm(mem, slot.seq, -1, -1)
                     slot.tokens.clear()
                 return
@@ -912,6 +1079,7 @@ class Runner:
         slot.request.close()
         slot.request = None
         slot.pending = []
+        slot.dirty = True
         self._clock += 1
         slot.last_used = self._clock
         self.active.remove(slot)
@@ -968,6 +1136,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--flash-attn", choices=sorted(FLASH_ATTENTION_TYPES), default="auto")
     p.add_argument("--cache-type", choices=sorted(KV_CACHE_GGML_TYPES), default="f16",
                    help="K and V cache type")
+    p.add_argument("--state-dir", default=None,
+                   help="save and load slots' KV state here (a prompt cache across restarts)")
+    p.add_argument("--state-limit", type=int, default=4 << 30,
+                   help="size limit of --state-dir in bytes (least recently used out)")
     return p.parse_args(argv)
 
 
@@ -1014,7 +1186,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runner ready: {info['model']} num_ctx={info['num_ctx']} "
               f"parallel={info['num_parallel']} threads={info['num_thread']} "
               f"vision={info['vision']}", file=sys.stderr)
-        runner = Runner(model, outbox, vision)
+        states = None
+        if args.state_dir and not args.embedding:
+            try:
+                key = make_key(model=args.model, adapters=args.lora,
+                               projector=args.mmproj if vision is not None else None,
+                               num_ctx=args.ctx_size, cache_type=args.cache_type,
+                               flash_attention=str(info["flash_attention"]),
+                               engine=f"llama-cpp-python {llama_cpp.__version__}")
+                states = StateStore(args.state_dir, args.state_limit, key)
+            except OSError as e:
+                print(f"kv state: off, {args.state_dir}: {e}", file=sys.stderr)
+        runner = Runner(model, outbox, vision, states)
+        inbox = runner.inbox
+        signal.signal(signal.SIGTERM, lambda *_: inbox.put({"op": "shutdown"}))
         threading.Thread(target=_read_stdin, args=(runner, runner.inbox), name="stdin",
                          daemon=True).start()
         outbox.send({"ready": info})

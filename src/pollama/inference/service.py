@@ -192,7 +192,9 @@ class Inference:
             projector=spec.projector, log_file=log_file,
             load_timeout=min(config.load_timeout, 1e9), verbose=config.debug > 0,
             repack=verdict.repack, flash_attention=config.flash_attention_mode,
-            kv_cache_type=config.kv_cache_type or "f16")
+            kv_cache_type=config.kv_cache_type or "f16",
+            state_dir=config.kv_cache_dir if config.kv_cache_size > 0 else None,
+            state_limit=config.kv_cache_size)
         info = handle.info
         log.info("llama runner started: model=%s pid=%d num_ctx=%s parallel=%s threads=%s "
                  "flash_attention=%s kv_cache_type=%s repack=%s kv_bytes=%s", spec.model_path,
