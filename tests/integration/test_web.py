@@ -102,8 +102,13 @@ def api(server: Server, method: str, path: str, **kwargs: Any) -> httpx.Response
 
 
 def send(page: Any, text: str) -> None:
+    """Send `text` and wait for its answer's element, so `wait_answer` never takes an earlier
+    answer for it."""
+    answers = page.locator(".msg.assistant")
+    before = answers.count()
     page.fill("#prompt", text)
     page.press("#prompt", "Enter")
+    expect(answers).to_have_count(before + 1)
 
 
 def wait_answer(page: Any, index: int = -1) -> Any:
@@ -247,8 +252,13 @@ def test_escape_stops_a_generation_and_regenerate_answers_again(page: Any, serve
     first = wait_answer(page).locator(".content").inner_text()
     stored = api(server, "GET", f"/api/conversations/{made['id']}").json()["messages"]
     assert [m["role"] for m in stored] == ["user", "user", "assistant"]
-    page.locator(".msg.assistant").last.hover()
+    previous = page.locator(".msg.assistant").last
+    old = previous.element_handle()
+    previous.hover()
     page.locator(".msg.assistant .regenerate").click()
+    # the old answer leaves the page before the new one comes: wait for that, or the old
+    # answer's finished foot would pass for the new answer's
+    page.wait_for_function("node => !node.isConnected", arg=old)
     expect(page.locator(".msg")).to_have_count(3)
     again = wait_answer(page).locator(".content").inner_text()
     assert again == first  # greedy: the same question gets the same answer
