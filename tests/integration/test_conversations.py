@@ -8,10 +8,7 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -260,22 +257,7 @@ def test_conversations_off(tmp_path):
 class KillableServer(Server):
     """A server in a process group of its own, so a test can SIGKILL it (and its runners)."""
 
-    def start(self) -> KillableServer:
-        self._log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "pollama", "serve"],
-                                        env=self.env, stdout=self._log, stderr=self._log,
-                                        start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log()}")
-            try:
-                if httpx.get(self.url, timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {self.log()}")
+    new_session = True
 
     def kill9(self) -> None:
         """SIGKILL the server's process group and its runners (each in a session of its own)."""
