@@ -690,17 +690,21 @@ class Runner:
             return True
         return False
 
+    def _drop_idle_caches(self) -> bool:
+        """Free the KV cells of idle slots (their state saved first) when a decode found no
+        room; False when no idle slot held any."""
+        idle = [s for s in self.slots if s.request is None and s.tokens]
+        for slot in idle:
+            self._evict(slot)
+            C.llama_memory_seq_rm(self.model.memory, slot.seq, -1, -1)
+            slot.tokens.clear()
+        return bool(idle)
+
     def _image_decode_failed(self, slot: Slot, image: ImageSpan, rc: int) -> None:
         mem = self.model.memory
         C.llama_memory_seq_rm(mem, slot.seq, len(slot.tokens), -1)  # a part may be in
-        if rc == 1:  # no KV cells: give up idle slots' caches and try again next step
-            idle = [s for s in self.slots if s.request is None and s.tokens]
-            if idle:
-                for other in idle:
-                    self._evict(other)
-                    C.llama_memory_seq_rm(mem, other.seq, -1, -1)
-                    other.tokens.clear()
-                return
+        if rc == 1 and self._drop_idle_caches():  # no KV cells: try again next step
+            return
         req = slot.request
         assert req is not None  # active slots serve a request
         self._release(slot)
@@ -1043,12 +1047,7 @@ class Runner:
             if taken > 1:
                 self._prompt_cap = max(1, taken // 2)
                 return
-            idle = [s for s in self.slots if s.request is None and s.tokens]
-            if idle:
-                for slot in idle:
-                    self._evict(slot)
-                    C.llama_memory_seq_rm(mem, slot.seq, -1, -1)
-                    slot.tokens.clear()
+            if self._drop_idle_caches():
                 return
             self._finish(max(in_batch, key=lambda s: len(s.tokens)), "length")
             return
