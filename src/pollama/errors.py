@@ -95,5 +95,14 @@ class QueueFull(PollamaError):
         super().__init__("server busy, please try again.  maximum pending requests exceeded")
 
 
+class ClientGone(PollamaError):
+    """The client of a long operation (create, pull) closed its connection: the work stops."""
+
+    status = 499
+
+    def __init__(self) -> None:
+        super().__init__("client disconnected")
+
+
 class StorageError(PollamaError):
     status = 500

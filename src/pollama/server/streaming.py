@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from pollama.errors import PollamaError
+from pollama.errors import ClientGone, PollamaError
 
 log = logging.getLogger("pollama.api")
 
@@ -103,12 +103,19 @@ async def last_event_response(events: AsyncIterator[dict[str, Any]]) -> JSONResp
 
 async def progress_events(work: Callable[[Callable[[dict[str, Any]], None]], Awaitable[None]]
                           ) -> AsyncGenerator[dict[str, Any], None]:
-    """Run `work(progress)` as a task and yield what it reports; re-raise its error at the end."""
+    """Run `work(progress)` as a task and yield what it reports; re-raise its error at the end.
+
+    When the consumer goes (the client disconnected), the next `progress` call raises
+    `ClientGone`, so work running in a thread stops at its next report instead of finishing
+    for no one (cancelling the task cannot stop a thread)."""
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     loop_thread = threading.get_ident()
+    gone = threading.Event()
 
     def report(event: dict[str, Any]) -> None:
+        if gone.is_set():
+            raise ClientGone()
         # Callable from the loop or from a worker thread (blocking work runs in threads).
         if threading.get_ident() == loop_thread:
             queue.put_nowait(event)
@@ -136,6 +143,7 @@ async def progress_events(work: Callable[[Callable[[dict[str, Any]], None]], Awa
             yield event
         await task  # raises the work's error, if any
     finally:
+        gone.set()
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
