@@ -167,9 +167,64 @@ def _files_kind(store: Store, files: dict[str, str]) -> str:
     return ""
 
 
+# Ollama's stand-in digest for progress that is not a blob transfer (a bar in the CLI).
+_WORK_DIGEST = "0000000000000000000"
+
+
+def convert_output_types() -> tuple[str, ...]:
+    from pollama.models import convert
+
+    return tuple(convert.OUTPUT_TYPES)
+
+
+def _convert_safetensors(store: Store, files: dict[str, str], quantize: str,
+                         progress: Progress) -> tuple[Layer, gguf.GGUFInfo, bool]:
+    """Convert the uploaded Hugging Face folder to a GGUF blob: (layer, its info, whether the
+    blob is new). The blobs are laid out by name in a staging directory (links, no copies); the
+    GGUF streams into a blob writer, so a failure or a gone client leaves no file behind."""
+    from pollama.models import convert
+
+    # F32/F16/BF16 are written directly; other quantize types start from the default output.
+    output_type = quantize if quantize in convert.OUTPUT_TYPES else None
+    with store.staging_dir() as folder:
+        for key, digest in files.items():
+            target = folder / key
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(store.blobs.path(require_digest(digest)))
+            except OSError:
+                raise BadRequest(f"file path conflicts with another file: {key}") from None
+        conversion = convert.prepare(folder, output_type)
+        progress({"status": "converting model"})
+
+        def report(done: int, total: int) -> None:
+            progress({"status": "converting model", "digest": _WORK_DIGEST, "total": total,
+                      "completed": done})
+
+        with store.blobs.writer() as writer:
+            conversion.write(writer, report)
+            digest, created = writer.commit()
+    path = store.blobs.path(digest)
+    return Layer(mt.MEDIA_MODEL, digest, path.stat().st_size), gguf.read(path), created
+
+
 def create_model(store: Store, request: dict[str, Any], progress: Progress,
                  pull: PullFn | None = None) -> None:
-    """Build the model `request` describes; raises PollamaError subclasses with Ollama's texts."""
+    """Build the model `request` describes; raises PollamaError subclasses with Ollama's texts.
+
+    Weights this create wrote (a converted model) are removed again when it fails or is
+    cancelled before its manifest names them."""
+    written: set[str] = set()
+    try:
+        _create_model(store, request, progress, pull, written)
+    except BaseException:
+        if written:
+            store.remove_unreferenced(written)
+        raise
+
+
+def _create_model(store: Store, request: dict[str, Any], progress: Progress,
+                  pull: PullFn | None, written: set[str]) -> None:
     validate_request(store, request)
     quantize = str(request.get("quantize") or request.get("quantization") or "").upper()
     if quantize and quantize not in (*SUPPORTED_QUANTIZATIONS, "Q4_K"):
@@ -219,16 +274,24 @@ def create_model(store: Store, request: dict[str, Any], progress: Progress,
         files: dict[str, str] = request["files"]
         kind = _files_kind(store, files)
         if kind == "safetensors":
-            raise NotSupported("importing safetensors models is not supported yet; convert the "
-                               "model to GGUF first (llama.cpp's convert_hf_to_gguf.py)")
-        if kind != "gguf":
-            raise BadRequest("unknown type")
-        for key in sorted(files):
-            layer, info = _gguf_layer(store, key, files[key], progress)
+            layer, info, created = _convert_safetensors(store, files, quantize, progress)
+            if created:
+                written.add(layer.digest)
             builder.layers.append(layer)
-            builder.statuses.append(f"using existing layer {layer.digest}")
-            if layer.media_type == mt.MEDIA_MODEL:
-                model_infos.append((layer, info))
+            builder.statuses.append(f"{'creating new' if created else 'using existing'} layer "
+                                    f"{layer.digest}")
+            model_infos.append((layer, info))
+            if quantize in convert_output_types():
+                quantize = ""  # the converter wrote the requested F32/F16/BF16 directly
+        elif kind != "gguf":
+            raise BadRequest("unknown type")
+        else:
+            for key in sorted(files):
+                layer, info = _gguf_layer(store, key, files[key], progress)
+                builder.layers.append(layer)
+                builder.statuses.append(f"using existing layer {layer.digest}")
+                if layer.media_type == mt.MEDIA_MODEL:
+                    model_infos.append((layer, info))
     else:
         raise BadRequest("neither 'from' or 'files' was specified")
 
