@@ -178,6 +178,21 @@ def test_missing_files_are_named(llama_folder):
         "Face model")
 
 
+def test_two_tensors_for_one_gguf_name_are_refused(llama_folder):
+    weights = hf_llama.make_weights(hf_llama.Spec(), 300)
+    weights["transformer.wte.weight"] = weights["model.embed_tokens.weight"]
+    hf_llama.write_safetensors(llama_folder / "model.safetensors", weights, "F32")
+    assert _error(convert.prepare, llama_folder) == (
+        'tensors "model.embed_tokens.weight" and "transformer.wte.weight" are both '
+        "token_embd.weight")
+    del weights["transformer.wte.weight"]
+    weights["model.layers.0.self_attn.rotary_emb.inv_freq"] = np.ones(8, np.float32)  # skipped
+    weights["model.layers.0.mystery.weight"] = np.ones(8, np.float32)
+    hf_llama.write_safetensors(llama_folder / "model.safetensors", weights, "F32")
+    assert _error(convert.prepare, llama_folder) == (
+        'tensor "model.layers.0.mystery.weight" has no place in a LlamaForCausalLM model')
+
+
 def test_tokenizers_llama_cpp_cannot_run_are_refused(llama_folder):
     data = json.loads((llama_folder / "tokenizer.json").read_text())
     data["pre_tokenizer"] = {"type": "Whitespace"}
@@ -235,6 +250,14 @@ def test_tensor_types_and_metadata(tmp_path):
     assert gguf.read(_convert_path(folder, tmp_path / "bf16.gguf")).file_type == "BF16"
     f32 = _convert(folder, tmp_path / "f32.gguf", "F32")
     assert {t.tensor_type.name for t in f32.tensors} == {"F32"}
+    hf_llama.write_model(folder, hf_llama.Spec(dtype="F32"))
+    bf16 = _convert(folder, tmp_path / "bf16-from-f32.gguf", "BF16")
+    assert {t.tensor_type.name for t in bf16.tensors} == {"F32", "BF16"}
+    embd = next(t for t in bf16.tensors if t.name == "token_embd.weight")
+    weights = hf_llama.make_weights(hf_llama.Spec(), int(embd.shape[1]))
+    as_f32 = writer.to_float32(np.asarray(embd.data).view(np.uint16), "BF16")
+    assert np.allclose(as_f32.reshape(weights["model.embed_tokens.weight"].shape),
+                       weights["model.embed_tokens.weight"], rtol=1 / 128)
     with pytest.raises(ValueError):
         convert.prepare(folder, "Q4_0")
 

@@ -23,6 +23,7 @@ from pollama.errors import (
     SpeculativeDecodingUnsupported,
 )
 from pollama.formats import gguf, options
+from pollama.models import convert
 from pollama.names import Name, parse
 from pollama.store import Store
 from pollama.store import manifest as mt
@@ -171,19 +172,11 @@ def _files_kind(store: Store, files: dict[str, str]) -> str:
 _WORK_DIGEST = "0000000000000000000"
 
 
-def convert_output_types() -> tuple[str, ...]:
-    from pollama.models import convert
-
-    return tuple(convert.OUTPUT_TYPES)
-
-
 def _convert_safetensors(store: Store, files: dict[str, str], quantize: str,
                          progress: Progress) -> tuple[Layer, gguf.GGUFInfo, bool]:
     """Convert the uploaded Hugging Face folder to a GGUF blob: (layer, its info, whether the
     blob is new). The blobs are laid out by name in a staging directory (links, no copies); the
     GGUF streams into a blob writer, so a failure or a gone client leaves no file behind."""
-    from pollama.models import convert
-
     # F32/F16/BF16 are written directly; other quantize types start from the default output.
     output_type = quantize if quantize in convert.OUTPUT_TYPES else None
     with store.staging_dir() as folder:
@@ -281,7 +274,7 @@ def _create_model(store: Store, request: dict[str, Any], progress: Progress,
             builder.statuses.append(f"{'creating new' if created else 'using existing'} layer "
                                     f"{layer.digest}")
             model_infos.append((layer, info))
-            if quantize in convert_output_types():
+            if quantize in convert.OUTPUT_TYPES:
                 quantize = ""  # the converter wrote the requested F32/F16/BF16 directly
         elif kind != "gguf":
             raise BadRequest("unknown type")

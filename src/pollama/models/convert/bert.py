@@ -14,7 +14,7 @@ from typing import Any
 import gguf
 
 from pollama.errors import ConversionError
-from pollama.models.convert.checkpoint import Checkpoint, gguf_order, read_json
+from pollama.models.convert.checkpoint import Checkpoint, in_gguf_order, read_json
 from pollama.models.convert.tokenizer import wordpiece_vocabulary
 from pollama.models.convert.writer import FILE_TYPES, OutputTensor
 
@@ -97,7 +97,7 @@ def convert(ckpt: Checkpoint) -> tuple[gguf.GGUFWriter, list[OutputTensor]]:
         if mapped is not None:
             tensors.append(OutputTensor(mapped, source.shape,
                                         ckpt.tensor_type(mapped, len(source.shape)), source))
-    tensors.sort(key=lambda t: gguf_order(t.name))
+    tensors = in_gguf_order(tensors)
     embedding = next((t for t in tensors if t.name == "token_embd.weight"), None)
     if embedding is None or len(embedding.shape) != 2 or embedding.shape[1] != hidden:
         raise ConversionError('tensor "embeddings.word_embeddings.weight" is missing or not '

@@ -18,7 +18,7 @@ import gguf
 
 from pollama.errors import ConversionError
 from pollama.models.convert.safetensors import TensorSource, read_checkpoint
-from pollama.models.convert.writer import BF16, F16, F32, OUTPUT_TYPES
+from pollama.models.convert.writer import BF16, F16, F32, OUTPUT_TYPES, OutputTensor
 
 _BLOCK = re.compile(r"\.(\d+)\.")
 
@@ -113,6 +113,20 @@ class Checkpoint:
             raise ConversionError(f'{source.file}: tensor "{name}" has shape {list(source.shape)}'
                                   f", config.json implies {list(shape)}")
         return source
+
+
+def in_gguf_order(tensors: list[OutputTensor]) -> list[OutputTensor]:
+    """The tensors in llama.cpp's file order; two checkpoint tensors with one GGUF name (say
+    `embed_tokens` with and without a `model.` prefix) are an error, not a silent pick."""
+    seen: dict[str, OutputTensor] = {}
+    for tensor in tensors:
+        if tensor.name in seen:
+            first, second = seen[tensor.name].source, tensor.source
+            raise ConversionError(f'tensors "{first.name if first else "?"}" and '
+                                  f'"{second.name if second else "?"}" are both '
+                                  f"{tensor.name}")
+        seen[tensor.name] = tensor
+    return sorted(tensors, key=lambda t: gguf_order(t.name))
 
 
 def gguf_order(name: str) -> tuple[int, int, str]:

@@ -18,7 +18,7 @@ import gguf
 import numpy as np
 
 from pollama.errors import ConversionError
-from pollama.models.convert.checkpoint import Checkpoint, gguf_order
+from pollama.models.convert.checkpoint import Checkpoint, in_gguf_order
 from pollama.models.convert.tokenizer import bpe_vocabulary
 from pollama.models.convert.writer import F32, FILE_TYPES, OutputTensor
 
@@ -120,7 +120,7 @@ def convert(ckpt: Checkpoint, hf_architecture: str) -> tuple[gguf.GGUFWriter, li
     if kind == "llama3":
         factors = llama3_rope_factors(scaling, theta, head_dim)
         tensors.append(OutputTensor("rope_freqs.weight", factors.shape, F32, values=factors))
-    tensors.sort(key=lambda t: gguf_order(t.name))
+    tensors = in_gguf_order(tensors)
 
     by_name = {t.name: t for t in tensors}
     embedding = by_name.get("token_embd.weight")

@@ -65,11 +65,6 @@ class Vocabulary:
         if self.strip_accents is not None:
             writer.add_bool(f"{_NORMALIZER}.strip_accents", self.strip_accents)
 
-    @property
-    def chat_template(self) -> str | None:
-        template = self.special.chat_template
-        return template if isinstance(template, str) else None
-
 
 def _load(folder: Path) -> tuple[dict[str, Any], Tokenizer]:
     path = folder / "tokenizer.json"
