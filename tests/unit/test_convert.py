@@ -216,6 +216,26 @@ def test_pre_tokenizer_names(pre, name):
     assert convert.tokenizer.bpe_pre_tokenizer(data) == name
 
 
+TOKENIZE_TEXTS = ["The quick brown fox, in 1969, said: 'don't wait' to 12345 llamas.\n\nWhy?",
+                  "   spaces,\ttabs\n\n\nand 3.14159 Ünïcödé <|im_start|> ok   ",
+                  "def add(a, b):\n    return a + b", "", "  trailing   \n  ",
+                  "I'VE 'RE we'll 2024-01-01 ... !!!"]
+
+
+@pytest.mark.parametrize("pre", ["llama3", "qwen2", "smollm", "gpt2"])
+def test_llama_cpp_tokenizes_the_converted_vocabulary_like_tokenizers(tmp_path, pre):
+    import llama_cpp
+
+    folder = tmp_path / "m"
+    hf_llama.write_model(folder, hf_llama.Spec(pre_tokenizer=pre, layers=1, hidden=32,
+                                               intermediate=32))
+    path = _convert_path(folder, tmp_path / "m.gguf")
+    llm = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    tok = hf_llama.tokenizer(folder)
+    for text in TOKENIZE_TEXTS:
+        assert llm.tokenize(text.encode(), add_bos=True, special=True) == tok.encode(text).ids
+
+
 def _convert(folder: Path, path: Path, output_type: str | None = None) -> gguf_py.GGUFReader:
     with open(path, "wb") as f:
         convert.prepare(folder, output_type).write(f, lambda done, total: None)
