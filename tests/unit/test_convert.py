@@ -362,6 +362,13 @@ def test_bert_vocabulary_in_phantom_space_form(minilm, tmp_path):
     assert tokens[vocab["##ing"]] == "ing"
     assert kv["tokenizer.ggml.normalizer.lowercase"] is True
     assert kv["bert.pooling_type"] == 1 and kv["bert.attention.causal"] is False
+    # A cased BERT tells llama.cpp not to lowercase (nor, by BertNormalizer's rule, strip accents).
+    data = json.loads((minilm / "tokenizer.json").read_text())
+    data["normalizer"]["lowercase"] = False
+    (minilm / "tokenizer.json").write_text(json.dumps(data))
+    kv = gguf.read(_convert_path(minilm, tmp_path / "cased.gguf")).kv
+    assert kv["tokenizer.ggml.normalizer.lowercase"] is False
+    assert kv["tokenizer.ggml.normalizer.strip_accents"] is False
 
 
 # -- the store's staging directory ----------------------------------------------------------------

@@ -15,7 +15,6 @@ it was trained answers worse without saying so.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,6 @@ import gguf
 from tokenizers import Tokenizer
 
 from pollama.errors import ConversionError
-
-log = logging.getLogger("pollama.models.convert")
 
 # The Split regexes of the known byte-level BPE pre-tokenizers, by llama.cpp's name for them.
 _LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"

@@ -72,24 +72,24 @@ def encode(raw: np.ndarray, dtype: str, qtype: gguf.GGMLQuantizationType) -> np.
     return gguf.quants.quantize(to_float32(raw, dtype), qtype)
 
 
-def _chunks(tensor: OutputTensor) -> list[np.ndarray] | None:
-    """Values that are already in memory (computed, or a whole transformed tensor)."""
+def _in_memory(tensor: OutputTensor) -> np.ndarray | None:
+    """The bytes of a tensor that is made whole (computed values, or a tensor a transform
+    rearranges); None for one that streams by rows."""
     if tensor.values is not None:
-        return [gguf.quants.quantize(tensor.values.astype(np.float32), tensor.qtype)]
+        return gguf.quants.quantize(tensor.values.astype(np.float32), tensor.qtype)
     source = tensor.source
     assert source is not None
-    if tensor.transform is not None:
-        values = tensor.transform(to_float32(source.read_rows(0, source.rows), source.dtype))
-        return [gguf.quants.quantize(np.ascontiguousarray(values, np.float32), tensor.qtype)]
-    return None
+    if tensor.transform is None:
+        return None
+    values = tensor.transform(to_float32(source.read_rows(0, source.rows), source.dtype))
+    return gguf.quants.quantize(np.ascontiguousarray(values, np.float32), tensor.qtype)
 
 
 def _write_tensor(sink: Sink, tensor: OutputTensor, done: int, total: int,
                   progress: Progress) -> int:
-    whole = _chunks(tensor)
+    whole = _in_memory(tensor)
     if whole is not None:
-        for chunk in whole:
-            sink.write(_bytes(chunk))
+        sink.write(_bytes(whole))
         done += tensor.nbytes
         progress(done, total)
         return done
