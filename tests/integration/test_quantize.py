@@ -12,6 +12,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -61,20 +63,21 @@ def types_of(info: gguf.GGUFInfo, pattern: str) -> set[str]:
     return {t["type"] for t in info.tensors if re.search(pattern, t["name"])}
 
 
+def all_pids() -> list[int]:
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()]
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def quantizer_children(server) -> list[int]:
     """Live `pollama.engine.quantize` processes writing into this server's store."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"pollama.engine.quantize" in argv and any(str(server.models).encode() in a
-                                                      for a in argv):
-            pids.append(int(entry.name))
-    return pids
+    return [pid for pid in all_pids() if b"pollama.engine.quantize" in cmdline(pid)
+            and str(server.models).encode() in cmdline(pid)]
 
 
 def wait_until(condition, what: str, timeout: float = 60.0) -> None:
@@ -317,4 +320,25 @@ def test_engine_refuses_a_quantized_source_with_llama_cpps_reason(smollm2_path, 
     with pytest.raises(QuantizeError) as err:
         quantize_gguf(Path(smollm2_path), output, "Q4_K_M", lambda _step: None)
     assert str(err.value) == "llama-quantize failed: requantizing from type q4_1 is disabled"
+    assert not output.exists()
+
+
+def test_quantizer_stops_when_its_parent_dies(tmp_path, f16_file):
+    """A server killed mid-quantization: its child ends and removes the unfinished output."""
+    output = tmp_path / "orphan.gguf"
+    script = ("import sys; from pathlib import Path; from pollama.engine.quantize import "
+              "quantize_gguf; quantize_gguf(Path(sys.argv[1]), Path(sys.argv[2]), 'Q4_K_M', "
+              "lambda step: print(step.done, flush=True))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    parent = subprocess.Popen([sys.executable, "-c", script, str(f16_file), str(output)],
+                              stdout=subprocess.PIPE, env=env)
+    assert parent.stdout is not None
+    parent.stdout.readline()  # the first tensor is written
+    children = [pid for pid in all_pids() if str(output).encode() in cmdline(pid)
+                and pid != parent.pid]
+    assert children and output.exists()
+    parent.kill()
+    parent.wait()
+    wait_until(lambda: not any(str(output).encode() in cmdline(pid) for pid in children),
+               "the orphaned quantizer to end")
     assert not output.exists()

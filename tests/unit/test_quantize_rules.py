@@ -104,3 +104,21 @@ def test_commit_file_stopped_or_failed_leaves_nothing(tmp_path):
         store.blobs.commit_file(store.blobs.temp_path())  # never written
     with pytest.raises(ValueError):
         store.blobs.commit_file(tmp_path / "elsewhere")
+
+
+def test_quantize_without_gguf_weights_is_refused_not_ignored(tmp_path):
+    from pollama.models.create import create_model
+    from pollama.names import parse
+    from pollama.store.manifest import MEDIA_CONFIG, MEDIA_MODEL, Layer, Manifest
+
+    store = Store(tmp_path)
+    weights, size, _ = store.blobs.write_bytes(b"not a gguf file")
+    config, config_size, _ = store.blobs.write_bytes(b"{}")
+    store.manifests.write(parse("base"), Manifest(Layer(MEDIA_CONFIG, config, config_size),
+                                                  [Layer(MEDIA_MODEL, weights, size)]))
+    before = sorted(p for p in tmp_path.rglob("*") if p.is_file())
+    events: list[dict] = []
+    with pytest.raises(BadRequest) as err:
+        create_model(store, {"model": "x", "from": "base", "quantize": "q8_0"}, events.append)
+    assert str(err.value) == "cannot quantize: the model has no GGUF weights"
+    assert sorted(p for p in tmp_path.rglob("*") if p.is_file()) == before

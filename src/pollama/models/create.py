@@ -257,6 +257,8 @@ def _create_model(store: Store, request: dict[str, Any], progress: Progress,
         builder.statuses.append(f"using existing layer {layer.digest}")
 
     if quantize:
+        if not model_infos:  # Ollama skips the request silently
+            raise BadRequest("cannot quantize: the model has no GGUF weights")
         for i, (layer, info) in enumerate(model_infos):
             if not needs_quantizing(info, quantize):
                 continue
