@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -195,9 +194,7 @@ def closeness(server, reference: str, model: str, steps: int = 16) -> tuple[floa
     for step in path:
         prefixes.append(PROMPT + text.decode("utf-8", "replace"))
         text += bytes(step["bytes"])
-    with ThreadPoolExecutor(4) as pool:  # the runner's 4 slots decode them in one batch
-        tops = list(pool.map(lambda prompt: next_token_logprobs(server, model, prompt),
-                             prefixes))
+    tops = [next_token_logprobs(server, model, prompt) for prompt in prefixes]
     same, deltas = 0, []
     for step, top in zip(path, tops, strict=True):
         same += top[0]["token"] == step["token"]
