@@ -23,6 +23,7 @@ from pollama.errors import (
     SpeculativeDecodingUnsupported,
 )
 from pollama.formats import gguf, options
+from pollama.models.quantize import QUANTIZE_TYPES, needs_quantizing, quantize_layer, requested_type
 from pollama.names import Name, parse
 from pollama.store import Store
 from pollama.store import manifest as mt
@@ -33,8 +34,6 @@ log = logging.getLogger("pollama.models.create")
 
 Progress = Callable[[dict[str, Any]], None]
 PullFn = Callable[[Name, Progress], None]
-
-SUPPORTED_QUANTIZATIONS = ("F32", "F16", "BF16", "Q8_0", "Q4_K_S", "Q4_K_M")
 
 
 def _valid_relative_path(path: str) -> bool:
@@ -89,6 +88,13 @@ class _LayerBuilder:
         status = "creating new layer" if created else "using existing layer"
         self.statuses.append(f"{status} {digest}")
         return Layer(media_type, digest, size)
+
+    def swap(self, old: Layer, new: Layer, created: bool) -> None:
+        """Put `new` where `old` was (a quantized model in place of its source)."""
+        self.layers = [new if layer is old else layer for layer in self.layers]
+        status = "creating new layer" if created else "using existing layer"
+        self.statuses = [f"{status} {new.digest}" if s == f"using existing layer {old.digest}"
+                         else s for s in self.statuses]
 
     def replace(self, media_type: str, layer: Layer | None) -> None:
         kept = []
@@ -170,11 +176,18 @@ def _files_kind(store: Store, files: dict[str, str]) -> str:
 def create_model(store: Store, request: dict[str, Any], progress: Progress,
                  pull: PullFn | None = None) -> None:
     """Build the model `request` describes; raises PollamaError subclasses with Ollama's texts."""
+    new_blobs: set[str] = set()  # big blobs this create made (a quantized model)
+    try:
+        _create_model(store, request, progress, pull, new_blobs)
+    except BaseException:  # a failed or abandoned create keeps no blob of its own making
+        store.remove_unreferenced(new_blobs)
+        raise
+
+
+def _create_model(store: Store, request: dict[str, Any], progress: Progress,
+                  pull: PullFn | None, new_blobs: set[str]) -> None:
     validate_request(store, request)
-    quantize = str(request.get("quantize") or request.get("quantization") or "").upper()
-    if quantize and quantize not in (*SUPPORTED_QUANTIZATIONS, "Q4_K"):
-        raise BadRequest(f"unsupported quantization type {quantize} - supported types are "
-                         "F32, F16, Q4_K_S, Q4_K_M, Q8_0")
+    quantize = requested_type(request)
 
     name = parse(str(request.get("model") or request.get("name") or ""))
     if not name.is_valid:
@@ -244,12 +257,17 @@ def create_model(store: Store, request: dict[str, Any], progress: Progress,
         builder.statuses.append(f"using existing layer {layer.digest}")
 
     if quantize:
-        for _layer, info in model_infos:
-            if info.file_type != quantize and not (quantize == "Q4_K" and
-                                                   info.file_type == "Q4_K_M"):
-                if info.file_type not in ("F16", "BF16", "F32"):
-                    raise BadRequest("quantization is only supported for F16, BF16 and F32 models")
-                raise NotSupported("quantizing models is not supported yet")
+        if not model_infos:  # Ollama skips the request silently
+            raise BadRequest("cannot quantize: the model has no GGUF weights")
+        for i, (layer, info) in enumerate(model_infos):
+            if not needs_quantizing(info, quantize):
+                continue
+            new_layer, new_info, created = quantize_layer(store, layer, info, quantize, progress)
+            if created:
+                new_blobs.add(new_layer.digest)
+            builder.swap(layer, new_layer, created)
+            model_infos[i] = (new_layer, new_info)
+            config["file_type"] = QUANTIZE_TYPES[quantize]
 
     for _layer, info in model_infos:
         config.setdefault("model_format", "gguf")
