@@ -218,6 +218,33 @@ def test_default_output_is_f16_and_answers(server, http, folders):
     assert abs(res["logprobs"][0]["logprob"] - float(expected.max())) < 0.2
 
 
+def test_quantize_on_create_quantizes_the_converted_model(server, http, folders):
+    folder, weights = folders["llama"]
+    client = server.client()
+    files = upload(client, folder)
+    before = store_files(server)[0]
+    events = list(client.create(model="tiny-q8", files=files, quantize="q8_0", stream=True))
+    statuses = [e.status for e in events]
+    assert statuses.index("converting model") < statuses.index("quantizing F16 model to Q8_0")
+    show = http.post("/api/show", json={"model": "tiny-q8"}).json()
+    assert show["details"]["quantization_level"] == "Q8_0"
+    q8 = model_blob(server, http, "tiny-q8")
+    # The F16 conversion the quantizer read is gone: the new blobs are the Q8_0 model, its
+    # config and nothing else.
+    assert sorted(set(store_files(server)[0]) - set(before)) == sorted(
+        [q8.name, *(la["digest"].replace(":", "-") for la in [json.loads(
+            (server.models / "manifests" / "registry.ollama.ai" / "library" / "tiny-q8" /
+             "latest").read_text())["config"]])])
+    res = http.post("/api/generate", json={
+        "model": "tiny-q8", "prompt": PROMPT, "raw": True, "stream": False, "logprobs": True,
+        "options": {"temperature": 0, "num_predict": 1}}).json()
+    ids = hf_llama.tokenizer(folder).encode(PROMPT).ids
+    expected = hf_llama.log_softmax(hf_llama.forward(VARIANTS["llama"], weights, ids)[-1])
+    print(f"q8_0 from safetensors: top logprob {res['logprobs'][0]['logprob']:.4f}, "
+          f"numpy {float(expected.max()):.4f}")
+    assert abs(res["logprobs"][0]["logprob"] - float(expected.max())) < 0.2
+
+
 # -- bad folders: clear errors, nothing written -----------------------------------------------
 
 def _broken(folder: Path, tmp: Path, kind: str) -> Path:

@@ -24,6 +24,13 @@ from pollama.errors import (
 )
 from pollama.formats import gguf, options
 from pollama.models import convert
+from pollama.models.quantize import (
+    PROGRESS_DIGEST,
+    QUANTIZE_TYPES,
+    needs_quantizing,
+    quantize_layer,
+    requested_type,
+)
 from pollama.names import Name, parse
 from pollama.store import Store
 from pollama.store import manifest as mt
@@ -34,8 +41,6 @@ log = logging.getLogger("pollama.models.create")
 
 Progress = Callable[[dict[str, Any]], None]
 PullFn = Callable[[Name, Progress], None]
-
-SUPPORTED_QUANTIZATIONS = ("F32", "F16", "BF16", "Q8_0", "Q4_K_S", "Q4_K_M")
 
 
 def _valid_relative_path(path: str) -> bool:
@@ -90,6 +95,13 @@ class _LayerBuilder:
         status = "creating new layer" if created else "using existing layer"
         self.statuses.append(f"{status} {digest}")
         return Layer(media_type, digest, size)
+
+    def swap(self, old: Layer, new: Layer, created: bool) -> None:
+        """Put `new` where `old` was (a quantized model in place of its source)."""
+        self.layers = [new if layer is old else layer for layer in self.layers]
+        status = "creating new layer" if created else "using existing layer"
+        was = (f"using existing layer {old.digest}", f"creating new layer {old.digest}")
+        self.statuses = [f"{status} {new.digest}" if s in was else s for s in self.statuses]
 
     def replace(self, media_type: str, layer: Layer | None) -> None:
         kept = []
@@ -168,16 +180,12 @@ def _files_kind(store: Store, files: dict[str, str]) -> str:
     return ""
 
 
-# Ollama's stand-in digest for progress that is not a blob transfer (a bar in the CLI).
-_WORK_DIGEST = "0000000000000000000"
-
-
 def _convert_safetensors(store: Store, files: dict[str, str], quantize: str,
                          progress: Progress) -> tuple[Layer, gguf.GGUFInfo, bool]:
     """Convert the uploaded Hugging Face folder to a GGUF blob: (layer, its info, whether the
     blob is new). The blobs are laid out by name in a staging directory (links, no copies); the
     GGUF streams into a blob writer, so a failure or a gone client leaves no file behind."""
-    # F32/F16/BF16 are written directly; other quantize types start from the default output.
+    # F32/F16/BF16 are written directly; a quantized type is made from the default output.
     output_type = quantize if quantize in convert.OUTPUT_TYPES else None
     with store.staging_dir() as folder:
         for key, digest in files.items():
@@ -191,7 +199,7 @@ def _convert_safetensors(store: Store, files: dict[str, str], quantize: str,
         progress({"status": "converting model"})
 
         def report(done: int, total: int) -> None:
-            progress({"status": "converting model", "digest": _WORK_DIGEST, "total": total,
+            progress({"status": "converting model", "digest": PROGRESS_DIGEST, "total": total,
                       "completed": done})
 
         with store.blobs.writer() as writer:
@@ -203,26 +211,19 @@ def _convert_safetensors(store: Store, files: dict[str, str], quantize: str,
 
 def create_model(store: Store, request: dict[str, Any], progress: Progress,
                  pull: PullFn | None = None) -> None:
-    """Build the model `request` describes; raises PollamaError subclasses with Ollama's texts.
-
-    Weights this create wrote (a converted model) are removed again when it fails or is
-    cancelled before its manifest names them."""
-    written: set[str] = set()
+    """Build the model `request` describes; raises PollamaError subclasses with Ollama's texts."""
+    new_blobs: set[str] = set()  # big blobs this create made (a converted or quantized model)
     try:
-        _create_model(store, request, progress, pull, written)
-    except BaseException:
-        if written:
-            store.remove_unreferenced(written)
+        _create_model(store, request, progress, pull, new_blobs)
+    except BaseException:  # a failed or abandoned create keeps no blob of its own making
+        store.remove_unreferenced(new_blobs)
         raise
 
 
 def _create_model(store: Store, request: dict[str, Any], progress: Progress,
-                  pull: PullFn | None, written: set[str]) -> None:
+                  pull: PullFn | None, new_blobs: set[str]) -> None:
     validate_request(store, request)
-    quantize = str(request.get("quantize") or request.get("quantization") or "").upper()
-    if quantize and quantize not in (*SUPPORTED_QUANTIZATIONS, "Q4_K"):
-        raise BadRequest(f"unsupported quantization type {quantize} - supported types are "
-                         "F32, F16, Q4_K_S, Q4_K_M, Q8_0")
+    quantize = requested_type(request)
 
     name = parse(str(request.get("model") or request.get("name") or ""))
     if not name.is_valid:
@@ -269,13 +270,13 @@ def _create_model(store: Store, request: dict[str, Any], progress: Progress,
         if kind == "safetensors":
             layer, info, created = _convert_safetensors(store, files, quantize, progress)
             if created:
-                written.add(layer.digest)
+                new_blobs.add(layer.digest)
+                # Unless the manifest names it (a quantized model may take its place), it goes.
+                builder.removed.add(layer.digest)
             builder.layers.append(layer)
             builder.statuses.append(f"{'creating new' if created else 'using existing'} layer "
                                     f"{layer.digest}")
             model_infos.append((layer, info))
-            if quantize in convert.OUTPUT_TYPES:
-                quantize = ""  # the converter wrote the requested F32/F16/BF16 directly
         elif kind != "gguf":
             raise BadRequest("unknown type")
         else:
@@ -300,12 +301,17 @@ def _create_model(store: Store, request: dict[str, Any], progress: Progress,
         builder.statuses.append(f"using existing layer {layer.digest}")
 
     if quantize:
-        for _layer, info in model_infos:
-            if info.file_type != quantize and not (quantize == "Q4_K" and
-                                                   info.file_type == "Q4_K_M"):
-                if info.file_type not in ("F16", "BF16", "F32"):
-                    raise BadRequest("quantization is only supported for F16, BF16 and F32 models")
-                raise NotSupported("quantizing models is not supported yet")
+        if not model_infos:  # Ollama skips the request silently
+            raise BadRequest("cannot quantize: the model has no GGUF weights")
+        for i, (layer, info) in enumerate(model_infos):
+            if not needs_quantizing(info, quantize):
+                continue
+            new_layer, new_info, created = quantize_layer(store, layer, info, quantize, progress)
+            if created:
+                new_blobs.add(new_layer.digest)
+            builder.swap(layer, new_layer, created)
+            model_infos[i] = (new_layer, new_info)
+            config["file_type"] = QUANTIZE_TYPES[quantize]
 
     for _layer, info in model_infos:
         config.setdefault("model_format", "gguf")
