@@ -33,6 +33,7 @@ from typing import Any
 
 from pollama.errors import BadRequest
 from pollama.inference.requests import ChatRequest, Message
+from pollama.server.native.types import validate
 
 _REFUSED_FIELDS = {
     "container": "containers (code execution) are not supported by pollama",
@@ -52,7 +53,7 @@ class Translated:
 
 def _message(**fields: Any) -> Message:
     """A native message (validated as the native API validates one)."""
-    return Message.model_validate(fields)
+    return validate(fields, Message)
 
 
 # -- typed reads with Anthropic-style paths in the errors -----------------------------------
@@ -400,9 +401,9 @@ def translate(body: Any, *, count_only: bool = False) -> Translated:
     tools = convert_tools(_opt(body, "tools"))
     tool_choice, parallel = convert_tool_choice(_opt(body, "tool_choice"))
     think, omit = think_value(_opt(body, "thinking"), output_config)
-    chat = ChatRequest.model_validate({
+    chat = validate({
         "model": model, "messages": messages, "tools": tools, "tool_choice": tool_choice,
         "parallel_tool_calls": parallel, "think": think, "format": output_format(output_config),
         "options": None if count_only else _options(body, max_tokens), "stream": bool(stream),
-        "_debug_render_only": count_only})
+        "_debug_render_only": count_only}, ChatRequest)
     return Translated(chat=chat, stream=bool(stream) and not count_only, omit_thinking=omit)

@@ -7,7 +7,6 @@ error after the stream began is an SSE `error` event with that object.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ from pollama.server.anthropic.errors import error_response, new_id
 from pollama.server.anthropic.request import translate
 from pollama.server.anthropic.response import to_message
 from pollama.server.anthropic.stream import StreamConverter, message_stream_response
+from pollama.server.native.types import decode_json
 from pollama.server.state import ServerState, State
 
 log = logging.getLogger("pollama.api.anthropic")
@@ -32,9 +32,9 @@ def _body(raw: bytes) -> Any:
     if not raw.strip():
         raise BadRequest("missing request body")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequest(f"invalid JSON body: {err}") from None
+        return decode_json(raw)
+    except BadRequest as err:
+        raise BadRequest(f"invalid JSON body: {err.message}") from None
 
 
 def _relax_thinking(server: ServerState, chat: ChatRequest) -> ChatRequest:

@@ -20,7 +20,6 @@ The store itself is `pollama.conversations` (SQLite under the pollama home).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from functools import partial
 from typing import Any
@@ -68,8 +67,8 @@ class UpdateConversation(Body):
 
 def _parse(raw: bytes, model: type[Body]) -> Any:
     """Parse a body; a field these routes do not know is a 400 (never silently ignored)."""
-    body = types.parse_body(raw, model)
-    data = json.loads(raw)
+    data = types.decode_json(raw)
+    body = types.validate(data, model)
     unknown = [k for k in data if k not in model.model_fields]
     if unknown:
         raise BadRequest(f'json: unknown field "{unknown[0]}"')

@@ -20,6 +20,7 @@ from pollama.errors import BadRequest
 from pollama.inference.collapse import collapse_chat
 from pollama.inference.requests import ChatRequest
 from pollama.inference.requests import Request as Body
+from pollama.server.native.types import validate
 from pollama.server.openai.common import (
     SYSTEM_FINGERPRINT,
     decode_image_url,
@@ -204,7 +205,7 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
         else body.max_tokens,
         seed=body.seed, stop=body.stop, frequency_penalty=body.frequency_penalty,
         presence_penalty=body.presence_penalty)
-    return ChatRequest.model_validate({
+    return validate({
         "model": body.model,
         "messages": convert_messages(body.messages),
         "tools": body.tools,
@@ -218,7 +219,7 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
         "logprobs": bool(body.logprobs),
         "top_logprobs": body.top_logprobs or 0,
         "_debug_render_only": body.debug_render_only,
-    })
+    }, ChatRequest)
 
 
 # -- response --------------------------------------------------------------------------------

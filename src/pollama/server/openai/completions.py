@@ -20,6 +20,7 @@ from pollama.errors import BadRequest
 from pollama.inference.collapse import collapse_generate
 from pollama.inference.requests import GenerateRequest
 from pollama.inference.requests import Request as Body
+from pollama.server.native.types import validate
 from pollama.server.openai.common import (
     SYSTEM_FINGERPRINT,
     new_id,
@@ -81,11 +82,11 @@ def to_generate_request(body: CompletionRequest) -> GenerateRequest:
         temperature=body.temperature, top_p=body.top_p or None, max_tokens=body.max_tokens,
         seed=body.seed, stop=body.stop, frequency_penalty=body.frequency_penalty or 0.0,
         presence_penalty=body.presence_penalty or 0.0)
-    return GenerateRequest.model_validate({
+    return validate({
         "model": body.model, "prompt": prompt_text(body.prompt), "suffix": body.suffix or "",
         "options": options, "stream": bool(body.stream), "grammar": body.grammar,
         "logprobs": body.logprobs is not None, "top_logprobs": body.logprobs or 0,
-        "_debug_render_only": body.debug_render_only})
+        "_debug_render_only": body.debug_render_only}, GenerateRequest)
 
 
 class LegacyLogprobs:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from pollama.errors import BadRequest
 from pollama.inference.requests import EmbedRequest
 from pollama.inference.requests import Request as Body
+from pollama.server.native.types import validate
 from pollama.server.openai.common import parse_request, refuse
 from pollama.server.openai.errors import OpenAIRoute
 from pollama.server.state import State
@@ -50,8 +51,8 @@ def encoding_format(value: str | None) -> str:
 
 def to_embed_request(body: EmbeddingRequest) -> tuple[EmbedRequest, str]:
     fmt = encoding_format(body.encoding_format)
-    return EmbedRequest.model_validate({"model": body.model, "input": embed_input(body.input),
-                                        "dimensions": body.dimensions}), fmt
+    return validate({"model": body.model, "input": embed_input(body.input),
+                     "dimensions": body.dimensions}, EmbedRequest), fmt
 
 
 def floats_base64(values: list[float]) -> str:

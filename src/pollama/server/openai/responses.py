@@ -35,6 +35,7 @@ from pollama.errors import BadRequest, NotFound, PollamaError
 from pollama.inference.collapse import collapse_chat
 from pollama.inference.requests import ChatRequest
 from pollama.inference.requests import Request as Body
+from pollama.server.native.types import validate
 from pollama.server.openai.common import (
     decode_image_url,
     openai_tool_calls,
@@ -255,13 +256,13 @@ def to_chat_request(body: ResponsesRequest,
         options["num_predict"] = body.max_output_tokens
     system = [{"role": "system", "content": body.instructions}] if body.instructions else []
     messages = [*system, *(history or []), *convert_input(body.input, None)]
-    return ChatRequest.model_validate({
+    return validate({
         "model": body.model, "messages": messages, "tools": convert_tools(body.tools) or None,
         "tool_choice": body.tool_choice,  # the inference service reads both forms
         "parallel_tool_calls": body.parallel_tool_calls, "stream": bool(body.stream),
         "format": text_format(body.text), "options": options,
         "think": think_from_effort((body.reasoning or {}).get("effort")),
-        "truncate": None if body.truncation is None else body.truncation == "auto"})
+        "truncate": None if body.truncation is None else body.truncation == "auto"}, ChatRequest)
 
 
 # -- response --------------------------------------------------------------------------------
