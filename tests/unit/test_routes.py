@@ -149,3 +149,20 @@ def test_ps_lists_the_loaded_runner(client: TestClient, runners: FakeRunners) ->
         ("tiny:latest", runners.memory_bytes, runners.last.spec.num_ctx)]
     r = client.post("/api/generate", json={"model": "tiny", "keep_alive": 0})
     assert r.json()["done_reason"] == "unload"
+
+
+@pytest.mark.parametrize("keep_alive", [1e300, 1e18, "99999999999999999999h", -1])
+def test_a_keep_alive_past_gos_longest_duration_leaves_ps_readable(
+        client: TestClient, keep_alive: Any) -> None:
+    """Found by fuzzing: a huge keep_alive made every later /api/ps a 500 (a timestamp past
+    what the platform formats). Past int64 nanoseconds, Go's number wraps to forever and its
+    duration string is invalid."""
+    r = client.post("/api/generate", json={"model": "tiny", "keep_alive": keep_alive})
+    if isinstance(keep_alive, str):
+        assert r.status_code == 400
+        assert r.json() == {"error": f'time: invalid duration "{keep_alive}"'}
+        return
+    assert r.status_code == 200, r.text
+    ps = client.get("/api/ps")
+    assert ps.status_code == 200, ps.text
+    assert ps.json()["models"][0]["expires_at"].startswith("23")  # now + 292 years

@@ -36,7 +36,7 @@ from pollama.errors import (
     SpeculativeDecodingUnsupported,
 )
 from pollama.formats import options as opts
-from pollama.go import go_time
+from pollama.go import MAX_DURATION, go_time
 from pollama.inference import images as image_files
 from pollama.inference.embed import embed_inputs
 from pollama.inference.grammar import request_grammar, split_grammar
@@ -689,9 +689,8 @@ class Inference:
     def running(self) -> list[dict[str, Any]]:
         out = []
         for runner in self.scheduler.running():
-            expires = runner.expires_at
-            if expires == float("inf"):  # Ollama: now + MaxInt64 ns, about 292 years
-                expires = time.time() + 292 * 365 * 86400
+            # Ollama: forever is now + MaxInt64 ns (about 292 years), and nothing lasts longer
+            expires = min(runner.expires_at, time.time() + MAX_DURATION)
             expires_text = go_time(datetime.fromtimestamp(expires))
             out.append({"name": runner.name, "model": runner.name, "size": runner.memory,
                         "digest": runner.digest, "details": runner.details,
