@@ -63,6 +63,8 @@ from pollama.template.prompt import Fitted, fit_messages, media_prompt, tag_imag
 log = logging.getLogger("pollama.inference.service")
 
 THINK_LEVELS = ("high", "medium", "low", "max")
+# ggml's GGML_MAX_N_THREADS: a runner asked for more stalls for minutes or dies (SIGSEGV)
+MAX_THREADS = 512
 
 
 def now_rfc3339() -> str:
@@ -244,13 +246,21 @@ class Inference:
                          if r.spec.model_path == str(info.model.model_path)), None)
         parallel = (existing.spec.num_parallel if existing else
                     self.scheduler.num_parallel(file_size, kv_slot, embedding))
+        num_thread = int(options.get("num_thread") or 0)
+        if num_thread > MAX_THREADS:
+            raise BadRequest(f"num_thread must be at most {MAX_THREADS}")
+        # As in Ollama, a batch of 0 or less means the default. llama.cpp aborts on a batch
+        # smaller than the slots and uses no more than the context; a larger one only made the
+        # runner allocate (and stall on) buffers nothing reads.
+        batch = int(num_batch) if num_batch and int(num_batch) > 0 else 512
+        batch = max(parallel, min(batch, num_ctx * parallel))
         spec = LoadSpec(
             model_path=str(info.model.model_path),
             adapters=tuple(str(p) for p in info.model.adapter_paths),
             projector=str(info.model.projector_paths[0]) if info.model.projector_paths else None,
             num_ctx=num_ctx, num_parallel=parallel,
-            num_batch=int(num_batch or 512),
-            num_thread=int(options.get("num_thread") or 0),
+            num_batch=batch,
+            num_thread=max(num_thread, 0),
             num_gpu=int(options.get("num_gpu", -1) if options.get("num_gpu") is not None else -1),
             use_mmap=bool(options.get("use_mmap", True)),
             embedding=embedding,
