@@ -9,30 +9,49 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from pollama.errors import BadRequest
-from pollama.inference.requests import ChatRequest, GenerateRequest, Message, Request
+from pollama.inference.requests import (
+    OPTIONS,
+    ChatRequest,
+    GenerateRequest,
+    Message,
+    Request,
+    require_model,
+)
 
 __all__ = ["ChatRequest", "CopyRequest", "CreateRequest", "DeleteRequest", "GenerateRequest",
            "Message", "PullRequest", "ShowRequest", "parse_body"]
 
 
+_DIGESTS = WithJsonSchema({"anyOf": [{"type": "object", "additionalProperties": {
+    "type": "string", "pattern": "^sha256[:-][0-9a-f]{64}$"}}, {"type": "null"}]})
+
+
 class CreateRequest(Request):
+    model_config = ConfigDict(json_schema_extra=require_model)
+
     model: str = Field("", description="name of the model to create")
     name: str = Field("", description="deprecated alias of model")
     from_: str = Field("", alias="from", description="existing model to build on")
-    files: dict[str, str] | None = Field(None, description="file name → uploaded blob digest")
-    adapters: dict[str, str] | None = Field(None, description="LoRA adapter file → blob digest")
+    files: Annotated[dict[str, str] | None, _DIGESTS] = Field(
+        None, description="file name → uploaded blob digest")
+    adapters: Annotated[dict[str, str] | None, _DIGESTS] = Field(
+        None, description="LoRA adapter file → blob digest")
     template: str = Field("", description="Go template for the prompt")
-    license: Any = Field(None, description="license text or list of license texts")
+    license: Annotated[Any, WithJsonSchema({"anyOf": [
+        {"type": "string"}, {"type": "array", "items": {"type": "string"}}, {"type": "null"}]})] = \
+        Field(None, description="license text or list of license texts")
     system: str = Field("", description="system prompt")
-    parameters: dict[str, Any] | None = Field(None, description="default runtime options")
+    parameters: Annotated[dict[str, Any] | None, OPTIONS] = Field(
+        None, description="default runtime options")
     messages: list[Message] | None = Field(None, description="conversation history to seed")
     stream: bool | None = Field(None, description="stream progress (default true)")
-    quantize: str = Field("", description="quantization level, e.g. q4_K_M")
+    quantize: str = Field("", description="quantization level, e.g. q4_K_M",
+                          json_schema_extra={"examples": ["q4_K_M", "q8_0"]})
     quantization: str = Field("", description="deprecated alias of quantize")
     renderer: str = Field("", description="built-in renderer name")
     parser: str = Field("", description="built-in parser name")
@@ -48,25 +67,34 @@ class CreateRequest(Request):
 
 
 class ShowRequest(Request):
+    model_config = ConfigDict(json_schema_extra=require_model)
+
     model: str = Field("", description="model name")
     name: str = Field("", description="deprecated alias of model")
     verbose: bool = Field(False, description="include full metadata arrays")
     system: str = Field("", description="system prompt to show instead of the model's")
-    options: dict[str, Any] | None = Field(None, description="options merged into PARAMETERs")
+    options: Annotated[dict[str, Any] | None, OPTIONS] = Field(
+        None, description="options merged into PARAMETERs")
     template: str = Field("", description="deprecated, ignored")
 
 
 class CopyRequest(Request):
+    model_config = ConfigDict(json_schema_extra={"required": ["source", "destination"]})
+
     source: str = Field("", description="existing model")
     destination: str = Field("", description="new name")
 
 
 class DeleteRequest(Request):
+    model_config = ConfigDict(json_schema_extra=require_model)
+
     model: str = Field("", description="model to delete")
     name: str = Field("", description="deprecated alias of model")
 
 
 class PullRequest(Request):
+    model_config = ConfigDict(json_schema_extra=require_model)
+
     model: str = Field("", description="model to pull or push")
     name: str = Field("", description="deprecated alias of model")
     insecure: bool = Field(False, description="allow plain http and unverified TLS")
