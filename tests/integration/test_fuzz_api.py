@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import collections
 import json
+import random
 import re
 import resource
 import time
@@ -232,10 +233,11 @@ class FuzzRun:
     failures: dict[tuple[str, str], str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    seed: int = 0
 
     def summary(self) -> str:
         lines = [f"schemathesis: {len(self.operations)} operations, {self.requests} requests "
-                 f"({dict(self.by_phase)}) in {self.seconds:.0f} s; "
+                 f"({dict(self.by_phase)}) in {self.seconds:.0f} s, seed {self.seed}; "
                  f"statuses {dict(sorted(self.statuses.items()))}"]
         lines += [f"  slowest: {label} {seconds:.0f} s"
                   for label, seconds in self.seconds_by.most_common(8)]
@@ -248,6 +250,7 @@ class FuzzRun:
 
 def run_schemathesis(server: Server, *, max_examples: int, stateful: bool,
                      coverage: str = "all", seed: int | None = None) -> FuzzRun:
+    seed = random.randrange(2**32) if seed is None else seed
     config = SchemathesisConfig.from_dict({
         "seed": seed,
         "request-timeout": REQUEST_TIMEOUT,
@@ -272,7 +275,7 @@ def run_schemathesis(server: Server, *, max_examples: int, stateful: bool,
     })
     schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json", config=config)
     install_hooks(schema)
-    run = FuzzRun()
+    run = FuzzRun(seed=seed)
     started = time.monotonic()
     for event in engine_for(schema).execute():
         if isinstance(event, events.ScenarioFinished):
@@ -341,3 +344,55 @@ def test_api_fuzz_long(fuzz_server: Server) -> None:
     _keep_log(fuzz_server, "api-fuzz-long")
     assert not run.failures and not run.errors, run.summary()
     assert_server_healthy(fuzz_server)
+
+
+# -- what fuzzing found, pinned: each was a 500, a hang or a dead runner on a real server ------
+
+_DEEP = "[" * 5000 + "]" * 5000
+FOUND = [
+    # (method, path, body or raw bytes, status, a fragment of the answer)
+    ("POST", "/api/generate", _DEEP, 400, "exceeded max depth"),
+    ("POST", "/v1/chat/completions", _DEEP, 400, "exceeded max depth"),
+    ("POST", "/v1/messages", _DEEP, 400, "exceeded max depth"),
+    ("POST", "/api/generate", '{"model": "tiny", "keep_alive": NaN}', 400,
+     "invalid character 'N'"),
+    ("POST", "/api/generate", {"model": SMOL, "prompt": "hi", "stream": False,
+                               "format": {"type": "string", "maxLength": 30000}}, 400,
+     "too complex"),  # was: the runner died of SIGSEGV in llama.cpp's grammar parser
+    ("POST", "/api/generate", {"model": SMOL, "prompt": "hi", "stream": False,
+                               "grammar": "root ::= " + "(" * 3000 + '"a"' + ")" * 3000}, 400,
+     "nested more than"),
+    ("POST", "/api/generate", {"model": TINY, "prompt": "hi", "stream": False, "raw": True,
+                               "options": {"num_predict": 2, "num_batch": 1}}, 200, '"done":true'),
+    ("POST", "/api/tokenize", {"model": TINY, "content": "hi", "options": {"num_batch": -3}},
+     200, '"tokens"'),  # both were a SIGABRT of the runner (a batch below its slots)
+    ("POST", "/api/tokenize", {"model": TINY, "content": "hi",
+                               "options": {"num_thread": 100000}}, 400, "at most 512"),
+    ("POST", "/api/generate", {"model": TINY, "prompt": "hi", "stream": False,
+                               "template": "{{range 1000000000}}x{{end}}"}, 500,
+     "exceeded 1000000 execution steps"),  # deliberate 500 (a template error, as Ollama)
+    ("POST", "/v1/chat/completions", {"model": TINY, "max_tokens": 2, "messages": [
+        {"role": "user", "content": "hi", "tool_call_id": 5}]}, 400, "tool_call_id"),
+    ("GET", "/api/conversations?q=a%00b", None, 200, '"conversations"'),
+    ("GET", f"/api/conversations?offset={2**70}", None, 200, '"conversations":[]'),
+    ("POST", "/api/generate", {"model": TINY, "keep_alive": 1e300}, 200, '"done":true'),
+    ("GET", "/api/ps", None, 200, '"expires_at"'),  # was a 500 after the keep_alive above
+    ("TRACE", "/api/tags", None, 405, "405 method not allowed"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "fragment"), FOUND,
+                         ids=[f"{m} {p[:30]} {i}" for i, (m, p, *_) in enumerate(FOUND)])
+def test_what_fuzzing_found_stays_fixed(fuzz_server: Server, method: str, path: str, body: Any,
+                                        status: int, fragment: str) -> None:
+    kwargs: dict[str, Any] = {}
+    if isinstance(body, str):
+        kwargs["content"] = body.encode()
+    elif body is not None:
+        kwargs["json"] = body
+    r = httpx.request(method, fuzz_server.url + path, timeout=REQUEST_TIMEOUT, **kwargs)
+    assert r.status_code == status, r.text[:500]
+    assert fragment in r.text
+    if method == "TRACE":
+        assert r.headers["allow"] == "GET, HEAD"
+    assert "has terminated" not in fuzz_server.log()

@@ -425,7 +425,10 @@ class Inference:
             # direct execution: the request's template, or the model's for fill-in-middle
             source = req.template or info.template.go_template or DEFAULT_TEMPLATE
             tagged, kept = tag_images(messages)
-            return render_go_generate(source, tagged, suffix=req.suffix, think=think), kept
+            # a request's own template may run up to its execution budget: off the event loop
+            rendered = await asyncio.to_thread(render_go_generate, source, tagged,
+                                               suffix=req.suffix, think=think)
+            return rendered, kept
         fitted = await self._fit(info, runner, messages, options, req.truncate, None, think)
         return fitted.prompt, fitted.images
 

@@ -15,8 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.staticfiles import StaticFiles
 
 from pollama import __version__
 from pollama.config import Config
@@ -94,10 +95,16 @@ def allowed_host(host: str) -> bool:
 def _allowed_methods(app: FastAPI, request: Request) -> str:
     """The `Allow` header of a 405 (RFC 9110): the methods of every route on the path (the
     router's own header names only the first route's, and each method is a route here)."""
+    path = request.scope["path"]
     methods: set[str] = set()
-    for route in app.router.routes:
-        if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
-            methods.update(route.methods or ())
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is None or not regex.match(path):
+            continue
+        if route.methods:
+            methods.update(route.methods)
+        elif isinstance(getattr(route, "app", None), StaticFiles):  # the web page's files
+            methods.update(("GET", "HEAD"))
     return ", ".join(sorted(methods))
 
 
