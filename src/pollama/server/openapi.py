@@ -153,6 +153,19 @@ def anthropic(*statuses: int, ok: Any = None, stream: bool = False,
                       False, ANTHROPIC_EVENTS)
 
 
+# -- raw bodies and parameters (documented only: the routes check them, with Ollama's texts) --
+
+DIGEST = r"^sha256[:-][0-9a-fA-F]{64}$"
+MODEL_NAME = ("a model name: [host/][namespace/]model[:tag], e.g. llama3.2 or "
+              "registry.example.com/team/model:7b")
+
+
+def raw_body(media_type: str, description: str) -> dict[str, Any]:
+    """`openapi_extra` of a route whose body is bytes, not JSON."""
+    return {"requestBody": {"required": True, "description": description, "content": {
+        media_type: {"schema": {"type": "string", "format": "binary"}}}}}
+
+
 # -- success bodies --------------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ from collections.abc import AsyncGenerator, Callable
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import ConfigDict, Field
 
@@ -51,6 +51,9 @@ class ChatRequest(types.ChatRequest):
     conversation: str | None = Field(
         None, description="beyond Ollama: the id or name of a stored conversation; the server "
         "adds `messages` to its history, answers from the whole history and stores the answer")
+
+
+_REF = Path(description="the conversation's id or name")
 
 
 def _strict_body(more: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
@@ -140,14 +143,16 @@ async def list_conversations(
 
 @router.get("/api/conversations/{ref}", responses=doc.native(
     400, 404, ok=doc.ConversationWithMessages, why=_WHY, plain_404=True))
-async def get(ref: str, server: State) -> dict[str, Any]:
+async def get(server: State, ref: str = _REF) -> dict[str, Any]:
     return await server.db(lambda s: s.get(ref))
 
 
 @router.get("/api/conversations/{ref}/images/{digest}", response_class=Response,
             responses=doc.native(400, 404, ok={"application/octet-stream": {"schema": {
                 "type": "string", "format": "binary"}}}, why=_WHY, plain_404=True))
-async def image(ref: str, digest: str, server: State) -> Response:
+async def image(server: State, ref: str = _REF,
+                digest: str = Path(description="the image's digest, sha256:<64 hex digits>",
+                                   json_schema_extra={"pattern": doc.DIGEST})) -> Response:
     data = await server.db(lambda s: s.image(ref, digest))
     return Response(data, media_type="application/octet-stream")
 
@@ -155,7 +160,7 @@ async def image(ref: str, digest: str, server: State) -> Response:
 @router.patch("/api/conversations/{ref}", openapi_extra=body_schema(UpdateConversation),
               responses=doc.native(400, 404, 409, 500, ok=doc.Conversation, why=_WHY,
                                    plain_404=True))
-async def update(ref: str, request: Request, server: State) -> dict[str, Any]:
+async def update(request: Request, server: State, ref: str = _REF) -> dict[str, Any]:
     body: UpdateConversation = _parse(await request.body(), UpdateConversation)
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     if not changes:
@@ -170,7 +175,7 @@ async def update(ref: str, request: Request, server: State) -> dict[str, Any]:
 
 @router.delete("/api/conversations/{ref}", response_class=Response,
                responses=doc.native(400, 404, 500, why=_WHY, plain_404=True))
-async def delete(ref: str, server: State) -> Response:
+async def delete(server: State, ref: str = _REF) -> Response:
     await server.db(lambda s: s.delete(ref))
     return Response(status_code=200)
 
@@ -178,7 +183,7 @@ async def delete(ref: str, server: State) -> Response:
 @router.delete("/api/conversations/{ref}/messages",
                responses=doc.native(400, 404, 500, ok=doc.ConversationWithMessages, why=_WHY,
                                     plain_404=True))
-async def truncate(ref: str, server: State,
+async def truncate(server: State, ref: str = _REF,
                    start: int = Query(alias="from", json_schema_extra={"minimum": 0},
                                       description="the first position removed (0-based)")
                    ) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
@@ -135,8 +135,12 @@ async def delete(request: Request, server: State) -> Response:
     return Response(status_code=200)
 
 
+_DIGEST = Path(description="the blob's digest, sha256:<64 hex digits>",
+               json_schema_extra={"pattern": doc.DIGEST})
+
+
 @router.head("/api/blobs/{digest}", response_class=Response, responses=doc.native(400, 404))
-async def blob_exists(request: Request, digest: str, server: State) -> Response:
+async def blob_exists(request: Request, server: State, digest: str = _DIGEST) -> Response:
     parsed = require_digest(digest)
     if not server.store.blobs.exists(parsed):
         return JSONResponse({"error": f'blob "{digest}" not found'}, status_code=404)
@@ -144,10 +148,11 @@ async def blob_exists(request: Request, digest: str, server: State) -> Response:
 
 
 @router.post("/api/blobs/{digest}", response_class=Response, status_code=201,
+             openapi_extra=doc.raw_body("application/octet-stream", "the file's bytes"),
              responses={**doc.native(400, 499, 500, ok_status=200, why={
                  400: "the digest is malformed, or the bytes hash to another digest",
                  500: _STORE_FULL}), 201: {"description": "stored"}})
-async def upload_blob(request: Request, digest: str, server: State) -> Response:
+async def upload_blob(request: Request, server: State, digest: str = _DIGEST) -> Response:
     """Store the raw body as a blob, verifying it hashes to `digest` before it is visible."""
     parsed = require_digest(digest)
     blobs = server.store.blobs

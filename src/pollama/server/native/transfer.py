@@ -9,7 +9,7 @@ import os
 import tempfile
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
@@ -78,7 +78,8 @@ async def push(request: Request, server: State) -> Response:
 
 @router.get("/api/export", response_class=FileResponse, responses=doc.native(
     400, 404, ok={"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}))
-async def export(request: Request, model: str, server: State) -> Response:
+async def export(request: Request, server: State,
+                 model: str = Query(description=doc.MODEL_NAME)) -> Response:
     """One model as a tar (pollama extension): manifest + blobs in OCI image-layout form."""
     name = parse(model)
     if not name.is_valid:
@@ -97,9 +98,13 @@ async def export(request: Request, model: str, server: State) -> Response:
                         background=BackgroundTask(os.unlink, path))
 
 
-@router.post("/api/import", responses=doc.native(400, 499, 500, ok=doc.ImportResponse, why={
-    500: "deliberate: the store could not be written (disk full)"}))
-async def import_(request: Request, server: State, model: str = "") -> Response:
+@router.post("/api/import",
+             openapi_extra=doc.raw_body("application/x-tar", "a tar written by /api/export"),
+             responses=doc.native(400, 499, 500, ok=doc.ImportResponse, why={
+                 500: "deliberate: the store could not be written (disk full)"}))
+async def import_(request: Request, server: State,
+                  model: str = Query("", description="a new name for the model (default: "
+                                     "the name in the archive)")) -> Response:
     """Import a tar written by /api/export; `?model=` renames it. The tar is verified first."""
     target = None
     if model:

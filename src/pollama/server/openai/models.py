@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from pollama.names import parse
 from pollama.server import openapi as doc
@@ -35,6 +35,7 @@ async def models(server: State) -> dict[str, Any]:
 
 
 @router.get("/v1/models/{model:path}", responses=doc.openai(404, ok=doc.OpenAIModel))
-async def retrieve_model(model: str, server: State) -> dict[str, Any]:
+async def retrieve_model(server: State, model: str = Path(description=doc.MODEL_NAME)
+                         ) -> dict[str, Any]:
     stored = await asyncio.to_thread(server.store.get, model)  # ModelNotFound → 404
     return model_object(model, stored)
