@@ -94,6 +94,8 @@ _DURATION_UNITS = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
 }
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+MAX_DURATION = (2**63 - 1) / 1e9
+"""The longest Go `time.Duration` in seconds (int64 nanoseconds: about 292 years)."""
 
 
 def parse_go_duration(text: str) -> float:
@@ -117,6 +119,8 @@ def parse_go_duration(text: str) -> float:
             raise ValueError(f'time: invalid duration "{text}"')
         total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
+    if total > MAX_DURATION:  # Go's ParseDuration overflows int64 nanoseconds
+        raise ValueError(f'time: invalid duration "{text}"')
     return sign * total
 
 

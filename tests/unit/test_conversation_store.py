@@ -126,3 +126,26 @@ def test_config_conversations_path(tmp_path):
                                ).conversations is None
     assert Config.from_env({"HOME": str(home), "OLLAMA_CONVERSATIONS": str(tmp_path / "c.db")}
                            ).conversations == tmp_path / "c.db"
+
+
+def test_any_search_text_and_offset_is_an_answer_not_a_storage_error(store):
+    """Found by fuzzing GET /api/conversations: a NUL in `q` ended FTS5's query inside a quoted
+    word ("unterminated string"), an offset past 64 bits overflowed SQLite: both were 500s."""
+    from hypothesis import HealthCheck, example, given, settings
+    from hypothesis import strategies as st
+
+    made = store.create("m", title="hello world")
+    assert store.truncate(made["id"], 2**70)["id"] == made["id"]  # from past the end: nothing
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.text(max_size=20), st.integers(min_value=0, max_value=2**80))
+    @example("a\x00b", 0)
+    @example('"\x00', 0)
+    @example("hello", 2**70)
+    def search(q: str, offset: int) -> None:
+        found = store.search(q=q, offset=offset)
+        assert isinstance(found, list)
+
+    search()
+    assert [c["title"] for c in store.search(q="hel\x00")] == ["hello world"]
+    assert store.search(offset=2**70) == []

@@ -216,8 +216,9 @@ def test_parse_invalid_utf8_is_replaced() -> None:
     (" lead", '" lead"'),
     ("trail ", '"trail "'),
     ('say "hi"\nnow', '"""say "hi"\nnow"""'),
-    ('"quoted"', '"quoted"'),  # no newline or edge space: left alone, as in Ollama
-    ("\ttab", "\ttab"),
+    ('"quoted"', '""""quoted""""'),  # beyond Ollama: a leading quote would open a quote
+    ("\ttab", '"\ttab"'),  # beyond Ollama: the parser strips an edge tab, so it is quoted
+    ("cr\rhere", '"cr\rhere"'),  # and a carriage return ends a line
 ])
 def test_quote(value: str, expected: str) -> None:
     assert quote(value) == expected

@@ -149,3 +149,48 @@ def test_ps_lists_the_loaded_runner(client: TestClient, runners: FakeRunners) ->
         ("tiny:latest", runners.memory_bytes, runners.last.spec.num_ctx)]
     r = client.post("/api/generate", json={"model": "tiny", "keep_alive": 0})
     assert r.json()["done_reason"] == "unload"
+
+
+@pytest.mark.parametrize("keep_alive", [1e300, 1e18, "99999999999999999999h", -1])
+def test_a_keep_alive_past_gos_longest_duration_leaves_ps_readable(
+        client: TestClient, keep_alive: Any) -> None:
+    """Found by fuzzing: a huge keep_alive made every later /api/ps a 500 (a timestamp past
+    what the platform formats). Past int64 nanoseconds, Go's number wraps to forever and its
+    duration string is invalid."""
+    r = client.post("/api/generate", json={"model": "tiny", "keep_alive": keep_alive})
+    if isinstance(keep_alive, str):
+        assert r.status_code == 400
+        assert r.json() == {"error": f'time: invalid duration "{keep_alive}"'}
+        return
+    assert r.status_code == 200, r.text
+    ps = client.get("/api/ps")
+    assert ps.status_code == 200, ps.text
+    assert ps.json()["models"][0]["expires_at"].startswith("23")  # now + 292 years
+
+
+@pytest.mark.parametrize(("num_batch", "expected"), [
+    (1, None),  # fewer than the slots: llama.cpp aborted (GGML_ASSERT n_outputs_max)
+    (-3, 512), (0, 512),  # as in Ollama, the default
+    (100_000_000, None),  # a runner allocated buffers for it and stalled past a minute
+])
+def test_a_batch_the_engine_cannot_take_is_brought_within_its_bounds(
+        client: TestClient, runners: FakeRunners, num_batch: int, expected: int | None) -> None:
+    """Found by fuzzing /api/tokenize's options: each of these killed or stalled the runner."""
+    r = client.post("/api/generate", json={"model": "tiny", "prompt": "hi", "stream": False,
+                                           "options": {"num_batch": num_batch}})
+    assert r.status_code == 200, r.text
+    spec = runners.specs[-1]
+    assert spec.num_parallel <= spec.num_batch <= spec.num_ctx * spec.num_parallel
+    if expected is not None:
+        assert spec.num_batch == expected
+
+
+def test_more_threads_than_ggml_runs_is_a_400(client: TestClient, runners: FakeRunners) -> None:
+    r = client.post("/api/generate", json={"model": "tiny", "prompt": "hi",
+                                           "options": {"num_thread": 100_000}})
+    assert r.status_code == 400
+    assert r.json() == {"error": "num_thread must be at most 512"}
+    assert runners.specs == []
+    r = client.post("/api/generate", json={"model": "tiny", "prompt": "hi", "stream": False,
+                                           "options": {"num_thread": -4}})
+    assert r.status_code == 200 and runners.specs[-1].num_thread == 0  # auto, as Ollama

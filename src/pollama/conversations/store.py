@@ -36,6 +36,8 @@ T = TypeVar("T")
 STATS = ("done_reason", "total_duration", "load_duration", "prompt_eval_count",
          "prompt_eval_duration", "eval_count", "eval_duration")
 MAX_LIMIT = 1000
+# SQLite's integers are 64-bit: an offset past every row means "none", however large it is
+_SQL_MAX = 2**63 - 1
 TITLE_LENGTH = 80
 
 
@@ -83,7 +85,8 @@ def _guard(method: Callable[P, T]) -> Callable[P, T]:
 def fts_query(text: str) -> str:
     """Words of a search → an FTS5 query: every word must appear, each as a prefix; quotes
     keep FTS5's operators (AND, NEAR, *, :) from being read in the user's text."""
-    words = [w.replace('"', '""') for w in text.split()]
+    # SQLite hands FTS5 the query as a C string: a NUL would end it inside a quoted word
+    words = [w.replace('"', '""') for w in text.replace("\0", " ").split()]
     return " ".join(f'"{w}"*' for w in words if w)
 
 
@@ -198,6 +201,7 @@ class ConversationStore:
             raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}")
         if offset < 0:
             raise BadRequest("offset must not be negative")
+        offset = min(offset, _SQL_MAX)
         where, params = "", []
         query = fts_query(q)
         if query:
@@ -353,6 +357,7 @@ class ConversationStore:
         answer is truncating at its question, then asking it again."""
         if start < 0:
             raise BadRequest("from must not be negative")
+        start = min(start, _SQL_MAX)
         with self._tx() as conn:
             row = self._find(conn, ref)
             ids = [r[0] for r in conn.execute(

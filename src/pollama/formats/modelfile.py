@@ -59,8 +59,8 @@ class Command:
 
     def __str__(self) -> str:
         """The instruction as Ollama's `Command.String` prints it (values quoted by `quote`)."""
-        if self.name == "model":
-            return f"FROM {self.args}"
+        if self.name == "model":  # quoted as the other values (Ollama prints it bare)
+            return f"FROM {quote(self.args)}"
         if self.name in ("license", "template", "system", "adapter", "renderer", "parser",
                          "requires", "draft"):
             return f"{self.name.upper()} {quote(self.args)}"
@@ -81,8 +81,14 @@ class Modelfile:
 
 
 def quote(value: str) -> str:
-    """Ollama's `quote`: `"…"` for a newline or edge space, `\"\"\"…\"\"\"` if it also has `"`."""
-    if "\n" in value or value.startswith(" ") or value.endswith(" "):
+    """Ollama's `quote`: `"…"` for a line break or edge space, `\"\"\"…\"\"\"` if it also has `"`.
+
+    Beyond Ollama, so that a printed Modelfile parses back to the same values: a carriage
+    return, an edge tab (the parser strips both) and a leading `"` (it would open a quote) are
+    quoted too."""
+    kept = "".join(c for c in value if c.isprintable() or c in "\t\r\n")  # what parse keeps
+    if any(c in kept for c in _NEWLINE) or kept[:1] in (" ", "\t", '"') or \
+            kept[-1:] in (" ", "\t"):
         if '"' in value:
             return f'"""{value}"""'
         return f'"{value}"'

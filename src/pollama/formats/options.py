@@ -114,6 +114,59 @@ def to_float32(value: float) -> float:
     return single
 
 
+# -- the OpenAPI description of `options` --
+
+# What each option means to the engine, for the API schema only: `from_map` stays the judge of
+# what a request may send (Go's types, no ranges), so a value outside these bounds is not refused
+# by the schema's word alone; it documents the useful range (0 = auto where the default is 0).
+_SCHEMA_BOUNDS: Mapping[str, tuple[float | None, float | None, str]] = MappingProxyType({
+    "num_ctx": (0, None, "context window in tokens; 0 = OLLAMA_CONTEXT_LENGTH or the default, "
+                "at most the model's training context"),
+    "num_batch": (1, None, "prompt tokens decoded per batch; 0 or less = the default, at "
+                  "least one per slot, at most the context"),
+    "num_gpu": (-1, None, "layers to offload to a GPU; -1 = let the runtime decide"),
+    "main_gpu": (0, None, "the GPU that holds small tensors"),
+    "use_mmap": (None, None, "map the model file instead of reading it; unset = auto"),
+    "num_thread": (0, 512, "CPU threads; 0 = let the runtime decide; more than 512 is a 400"),
+    "num_keep": (-1, None, "prompt tokens kept when the context shifts; -1 = all"),
+    "seed": (None, None, "sampling seed; -1 = random"),
+    "num_predict": (-2, None, "tokens to generate; -1 = until done, -2 = fill the context"),
+    "top_k": (0, None, "sample from the k most likely tokens; 0 = off"),
+    "top_p": (0, 1, "nucleus sampling: smallest set of tokens with this total probability"),
+    "min_p": (0, 1, "drop tokens below this fraction of the best token's probability"),
+    "typical_p": (0, 1, "locally typical sampling; 1 = off"),
+    "repeat_last_n": (-1, None, "tokens looked back at for penalties; -1 = num_ctx, 0 = off"),
+    "temperature": (0, None, "randomness; 0 = greedy"),
+    "repeat_penalty": (0, None, "penalty for repeated tokens; 1 = off"),
+    "presence_penalty": (None, None, "penalty for tokens already present"),
+    "frequency_penalty": (None, None, "penalty by how often a token appeared"),
+    "stop": (None, None, "strings that end the answer"),
+})
+_JSON_KINDS = {INT: "integer", FLOAT: "number", BOOL: "boolean", STRING: "string"}
+# Refused until implemented (speculative decoding): left out of the schema, not accepted.
+_UNDOCUMENTED = frozenset({"draft_num_predict"})
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of an API `options` object (OpenAPI), from the specs above."""
+    properties: dict[str, Any] = {}
+    for spec in _SPECS:
+        if spec.name in _UNDOCUMENTED:
+            continue
+        low, high, description = _SCHEMA_BOUNDS[spec.name]
+        kind: dict[str, Any] = ({"type": "array", "items": {"type": "string"}}
+                                if spec.kind == STRINGS else {"type": _JSON_KINDS[spec.kind]})
+        if low is not None:
+            kind["minimum"] = low
+        if high is not None:
+            kind["maximum"] = high
+        properties[spec.name] = {**kind, "description": description}
+    properties["grammar"] = {"type": "string", "description": "beyond Ollama: a GBNF grammar "
+                             "the answer must follow"}
+    return {"type": "object", "properties": properties,
+            "description": "runtime options (Ollama's api.Options); unknown keys are ignored"}
+
+
 # -- API options (Options.FromMap) --
 
 

@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pollama.engine.errors import RequestRejected
 from pollama.errors import (
@@ -30,7 +30,13 @@ from pollama.errors import (
     ModelNotFound,
     PollamaError,
 )
-from pollama.inference.requests import EmbedRequest, Request
+from pollama.inference.requests import (
+    KEEP_ALIVE,
+    OPTIONS,
+    EmbedRequest,
+    Request,
+    require_model,
+)
 from pollama.inference.scheduler import RunnerLike, parse_keep_alive
 from pollama.models.info import ModelInfo
 from pollama.names import parse
@@ -45,10 +51,13 @@ NO_ROOM = "input after truncation exceeds maximum context length"
 class EmbeddingRequest(Request):
     """The legacy `/api/embeddings` body (Ollama's api.EmbeddingRequest)."""
 
+    model_config = ConfigDict(json_schema_extra=require_model)
+
     model: str = Field("", description="model name")
     prompt: str = Field("", description="the text to embed; empty loads the model")
-    options: dict[str, Any] | None = Field(None, description="runtime options")
-    keep_alive: Any = Field(None, description="how long the model stays loaded afterwards")
+    options: Annotated[dict[str, Any] | None, OPTIONS] = Field(None, description="runtime options")
+    keep_alive: Annotated[Any, KEEP_ALIVE] = Field(
+        None, description="how long the model stays loaded afterwards")
 
 
 # -- vectors -----------------------------------------------------------------------------------

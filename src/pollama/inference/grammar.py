@@ -19,6 +19,90 @@ _CHAR_RULE = re.compile(r"^char ::= .*$", re.MULTILINE)
 _STRICT_CHAR = (r'char ::= [^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F]{4})')
 
 
+# llama.cpp's schema converter writes a bounded repetition out in full (`maxLength: n` is n
+# nested groups, a pattern's `a{n}` n copies), so a schema may ask for this many at most in all:
+# more would take the server's memory or crash the runner's grammar parser.
+MAX_SCHEMA_REPETITIONS = 100_000
+_REPEAT_KEYWORDS = ("minLength", "maxLength", "minItems", "maxItems")
+_COUNT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+
+
+def _pattern_size(pattern: str) -> int:
+    """How many items a regex pattern expands to once its `{m,n}` counts are written out
+    (nested counts multiply); an upper estimate, enough to refuse the absurd."""
+    groups = [[0, 0]]  # per open group: [size so far, size of its last item]
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        item = 1
+        if c == "\\":
+            i += 2
+        elif c == "[":
+            i += 1
+            while i < len(pattern) and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+            i += 1
+        elif c == "(":
+            groups.append([0, 0])
+            i += 1
+            continue
+        elif c == ")" and len(groups) > 1:
+            item = groups.pop()[0]
+            i += 1
+        elif c == "{" and (count := _COUNT.match(pattern, i)):
+            times = max(int(count.group(1)), int(count.group(2) or 0))
+            top = groups[-1]
+            top[0] += top[1] * (times - 1)
+            top[1] *= times
+            if top[0] > MAX_SCHEMA_REPETITIONS:
+                return top[0]
+            i = count.end()
+            continue
+        else:
+            i += 1
+        groups[-1][0] += item
+        groups[-1][1] = item
+    return sum(group[0] for group in groups)
+
+
+def _repetitions(schema: Any) -> int:
+    """The repetitions a JSON schema's bounds and patterns ask the converter to write out."""
+    total = 0
+    pending = [schema]
+    while pending and total <= MAX_SCHEMA_REPETITIONS:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key in _REPEAT_KEYWORDS and isinstance(value, int | float):
+                    total += int(min(abs(value), MAX_SCHEMA_REPETITIONS + 1))
+                elif key == "pattern" and isinstance(value, str):
+                    total += _pattern_size(value)
+                else:
+                    pending.append(value)
+    return total
+
+
+def bounded_schema_grammar(schema: dict[str, Any]) -> str:
+    """`schema_grammar`, or a ValueError saying why the schema cannot be enforced: not a
+    schema the converter reads, or one whose grammar would be too large or too deep."""
+    if _repetitions(schema) > MAX_SCHEMA_REPETITIONS:
+        raise ValueError(f"its lengths, item counts and pattern repetitions add up to more "
+                         f"than {MAX_SCHEMA_REPETITIONS}")
+    try:
+        grammar = schema_grammar(schema)
+    except Exception as err:  # the converter's own errors: KeyError, AttributeError, ...
+        raise ValueError(str(err) or type(err).__name__) from None
+    try:
+        _GBNFChecker(grammar).check()
+    except _GBNFUnknown:
+        pass
+    except _GBNFError as err:  # too deep for the runner's parser, e.g. a long maxLength
+        raise ValueError(f"its grammar is too complex: {err}") from None
+    return grammar
+
+
 def format_grammar(fmt: Any) -> str | None:
     """`format` → GBNF: "json" any object, a JSON schema its own grammar (spec GF-10)."""
     if fmt is None or fmt == "" or fmt == "null":
@@ -29,8 +113,8 @@ def format_grammar(fmt: Any) -> str | None:
         return JSON_GBNF
     if isinstance(fmt, dict):
         try:
-            return schema_grammar(fmt)
-        except Exception as err:
+            return bounded_schema_grammar(fmt)
+        except ValueError as err:
             raise BadRequest(f"invalid format: {json.dumps(fmt)}; expected \"json\" or a "
                              f"valid JSON Schema object ({err})") from None
     raise BadRequest(f'invalid format: "{fmt}"; expected "json" or a valid JSON Schema object')
@@ -66,6 +150,13 @@ def schema_grammar(schema: dict[str, Any]) -> str:
 
 _GBNF_WORD = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 _GBNF_ESCAPES = {"x": 2, "u": 4, "U": 8}
+
+
+# Bounds that keep a grammar from crashing a runner: llama.cpp's parser recurses once per
+# nested group, and its stack walk once per rule reference in a chain; past ~16,000 groups or
+# ~100,000 chained rules the runner dies of a segmentation fault (and every answer in it).
+MAX_GRAMMAR_DEPTH = 1000
+MAX_GRAMMAR_RULES = 20000
 
 
 class _GBNFError(ValueError):
@@ -117,12 +208,14 @@ class _GBNFChecker:
         self.space(True)
         while self.pos < len(self.text):
             self.defined.add(self.name())
+            if len(self.defined) > MAX_GRAMMAR_RULES:
+                self.fail(f"more than {MAX_GRAMMAR_RULES} rules")
             self.space(False)
             if self.peek(3) != "::=":
                 self.fail("expecting ::=")
             self.pos += 3
             self.space(True)
-            self.alternates(nested=False)
+            self.alternates()
             if self.pos < len(self.text) and self.peek() not in "\r\n":
                 self.fail("expecting newline or end")
             self.space(True)
@@ -132,13 +225,6 @@ class _GBNFChecker:
                 self.fail(f'undefined rule "{name}"')
         if "root" not in self.defined:
             raise _GBNFError('the grammar has no "root" rule')
-
-    def alternates(self, nested: bool) -> None:
-        self.sequence(nested)
-        while self.peek() == "|":
-            self.pos += 1
-            self.space(True)
-            self.sequence(nested)
 
     def char(self) -> None:
         if self.pos >= len(self.text):
@@ -158,8 +244,11 @@ class _GBNFChecker:
         else:
             self.pos += 1
 
-    def sequence(self, nested: bool) -> None:
-        last = False
+    def alternates(self) -> None:
+        """A rule's body: sequences of items separated by `|`, with groups. Groups are
+        tracked by depth, not by recursion, so a deep grammar cannot exhaust Python's stack."""
+        depth = 0
+        last = False  # an item precedes (a repetition may follow)
         while self.pos < len(self.text):
             ch = self.text[self.pos]
             if ch == '"':
@@ -181,12 +270,21 @@ class _GBNFChecker:
                 start = self.pos
                 self.used.setdefault(self.name(), start)
             elif ch == "(":
+                depth += 1
+                if depth > MAX_GRAMMAR_DEPTH:
+                    self.fail(f"groups nested more than {MAX_GRAMMAR_DEPTH} deep")
                 self.pos += 1
                 self.space(True)
-                self.alternates(nested=True)
-                if self.peek() != ")":
-                    self.fail("expecting ')'")
+                last = False
+                continue
+            elif ch == ")" and depth:
+                depth -= 1
                 self.pos += 1
+            elif ch == "|":
+                self.pos += 1
+                self.space(True)
+                last = False
+                continue
             elif ch == ".":
                 self.pos += 1
             elif ch in "*+?{":
@@ -204,7 +302,9 @@ class _GBNFChecker:
             else:
                 break
             last = True
-            self.space(nested)
+            self.space(depth > 0)
+        if depth:
+            self.fail("expecting ')'")
 
 
 class _GBNFUnknown(Exception):

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from pollama.config import FOREVER, KV_CACHE_BYTES, Config
 from pollama.errors import BadRequest, QueueFull
-from pollama.go import parse_go_duration
+from pollama.go import MAX_DURATION, parse_go_duration
 
 log = logging.getLogger("pollama.inference.scheduler")
 
@@ -54,7 +54,8 @@ def parse_keep_alive(value: Any) -> float | None:
             raise BadRequest(str(err)) from None
     else:
         raise BadRequest(f"Unsupported type: '{type(value).__name__}'")
-    return FOREVER if seconds < 0 else seconds
+    # beyond int64 nanoseconds Go's conversion wraps to a negative duration: forever
+    return FOREVER if seconds < 0 or seconds > MAX_DURATION else seconds
 
 
 def available_memory() -> int:

@@ -36,7 +36,7 @@ from pollama.errors import (
     SpeculativeDecodingUnsupported,
 )
 from pollama.formats import options as opts
-from pollama.go import go_time
+from pollama.go import MAX_DURATION, go_time
 from pollama.inference import images as image_files
 from pollama.inference.embed import embed_inputs
 from pollama.inference.grammar import request_grammar, split_grammar
@@ -63,6 +63,8 @@ from pollama.template.prompt import Fitted, fit_messages, media_prompt, tag_imag
 log = logging.getLogger("pollama.inference.service")
 
 THINK_LEVELS = ("high", "medium", "low", "max")
+# ggml's GGML_MAX_N_THREADS: a runner asked for more stalls for minutes or dies (SIGSEGV)
+MAX_THREADS = 512
 
 
 def now_rfc3339() -> str:
@@ -244,13 +246,21 @@ class Inference:
                          if r.spec.model_path == str(info.model.model_path)), None)
         parallel = (existing.spec.num_parallel if existing else
                     self.scheduler.num_parallel(file_size, kv_slot, embedding))
+        num_thread = int(options.get("num_thread") or 0)
+        if num_thread > MAX_THREADS:
+            raise BadRequest(f"num_thread must be at most {MAX_THREADS}")
+        # As in Ollama, a batch of 0 or less means the default. llama.cpp aborts on a batch
+        # smaller than the slots and uses no more than the context; a larger one only made the
+        # runner allocate (and stall on) buffers nothing reads.
+        batch = int(num_batch) if num_batch and int(num_batch) > 0 else 512
+        batch = max(parallel, min(batch, num_ctx * parallel))
         spec = LoadSpec(
             model_path=str(info.model.model_path),
             adapters=tuple(str(p) for p in info.model.adapter_paths),
             projector=str(info.model.projector_paths[0]) if info.model.projector_paths else None,
             num_ctx=num_ctx, num_parallel=parallel,
-            num_batch=int(num_batch or 512),
-            num_thread=int(options.get("num_thread") or 0),
+            num_batch=batch,
+            num_thread=max(num_thread, 0),
             num_gpu=int(options.get("num_gpu", -1) if options.get("num_gpu") is not None else -1),
             use_mmap=bool(options.get("use_mmap", True)),
             embedding=embedding,
@@ -415,7 +425,10 @@ class Inference:
             # direct execution: the request's template, or the model's for fill-in-middle
             source = req.template or info.template.go_template or DEFAULT_TEMPLATE
             tagged, kept = tag_images(messages)
-            return render_go_generate(source, tagged, suffix=req.suffix, think=think), kept
+            # a request's own template may run up to its execution budget: off the event loop
+            rendered = await asyncio.to_thread(render_go_generate, source, tagged,
+                                               suffix=req.suffix, think=think)
+            return rendered, kept
         fitted = await self._fit(info, runner, messages, options, req.truncate, None, think)
         return fitted.prompt, fitted.images
 
@@ -689,9 +702,8 @@ class Inference:
     def running(self) -> list[dict[str, Any]]:
         out = []
         for runner in self.scheduler.running():
-            expires = runner.expires_at
-            if expires == float("inf"):  # Ollama: now + MaxInt64 ns, about 292 years
-                expires = time.time() + 292 * 365 * 86400
+            # Ollama: forever is now + MaxInt64 ns (about 292 years), and nothing lasts longer
+            expires = min(runner.expires_at, time.time() + MAX_DURATION)
             expires_text = go_time(datetime.fromtimestamp(expires))
             out.append({"name": runner.name, "model": runner.name, "size": runner.memory,
                         "digest": runner.digest, "details": runner.details,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pollama.errors import BadRequest
-from pollama.inference.grammar import schema_grammar
+from pollama.inference.grammar import bounded_schema_grammar
 
 _ROOT_RULE = re.compile(r"^root ::=", re.MULTILINE)
 
@@ -58,7 +58,11 @@ class ToolChoice:
                             "properties": {"name": {"const": fn["name"]}, "arguments": params},
                             "required": ["name", "arguments"]})
         schema: dict[str, Any] = schemas[0] if len(schemas) == 1 else {"oneOf": schemas}
-        body = _ROOT_RULE.sub("tool-call ::=", schema_grammar(schema))
+        try:
+            body = _ROOT_RULE.sub("tool-call ::=", bounded_schema_grammar(schema))
+        except ValueError as err:
+            raise BadRequest(f"invalid tool parameters: a forced call's parameters must be a "
+                             f"JSON schema pollama can enforce ({err})") from None
         opening = "" if tag in ("{", "[") else json.dumps(tag)
         closing = json.dumps("</" + tag[1:]) if re.fullmatch(r"<[\w-]+>", tag) else ""
         block = " ".join(p for p in (opening, '"\\n"?', "tool-call", '"\\n"?',

@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 
 from pollama import __version__
 from pollama.config import Config
@@ -34,6 +36,7 @@ from pollama.server.native import tokens as token_routes
 from pollama.server.native import transfer as transfer_routes
 from pollama.server.native.transfer import pull_for_create
 from pollama.server.openai import router as openai_router
+from pollama.server.openapi import document as openapi_document
 from pollama.server.state import ServerState
 from pollama.server.web import BrowserRedirect
 from pollama.server.web import install as install_page
@@ -89,6 +92,22 @@ def allowed_host(host: str) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_link_local
 
 
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """The `Allow` header of a 405 (RFC 9110): the methods of every route on the path (the
+    router's own header names only the first route's, and each method is a route here)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is None or not regex.match(path):
+            continue
+        if route.methods:
+            methods.update(route.methods)
+        elif isinstance(getattr(route, "app", None), StaticFiles):  # the web page's files
+            methods.update(("GET", "HEAD"))
+    return ", ".join(sorted(methods))
+
+
 def create_app(config: Config, *, prune: bool = True,
                start_runner: StartRunner | None = None) -> FastAPI:
     """Build the server app for `config`; the store is pruned at start unless OLLAMA_NOPRUNE.
@@ -133,11 +152,12 @@ def create_app(config: Config, *, prune: bool = True,
         return JSONResponse({"error": str(first.get("msg", "invalid request"))}, status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, err: StarletteHTTPException) -> Response:
+    async def _http_error(request: Request, err: StarletteHTTPException) -> Response:
         if err.status_code == 404:
             return PlainTextResponse("404 page not found", status_code=404)
         if err.status_code == 405:
-            return PlainTextResponse("405 method not allowed", status_code=405)
+            return PlainTextResponse("405 method not allowed", status_code=405,
+                                     headers={"Allow": _allowed_methods(app, request)})
         return JSONResponse({"error": str(err.detail)}, status_code=err.status_code)
 
     @app.exception_handler(Exception)
@@ -169,7 +189,10 @@ def create_app(config: Config, *, prune: bool = True,
         app.add_middleware(RequestCounter, metrics=server.metrics)
         metrics = server.metrics
 
-        @app.get("/metrics", include_in_schema=False)
+        @app.get("/metrics", response_class=Response, responses={200: {
+            "description": "Prometheus metrics (OLLAMA_METRICS), text format 0.0.4",
+            "content": {"text/plain; version=0.0.4; charset=utf-8": {
+                "schema": {"type": "string"}}}}})
         async def _metrics() -> Response:
             return metrics.exposition()
 
@@ -185,16 +208,8 @@ def create_app(config: Config, *, prune: bool = True,
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            from fastapi.openapi.utils import get_openapi
-
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for name, model in model_routes.REQUEST_MODELS.items():
-                body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-                components.update(body.pop("$defs", {}))
-                components[name] = body
-            app.openapi_schema = schema
+            app.openapi_schema = openapi_document(app, model_routes.REQUEST_MODELS,
+                                                  keys=bool(config.api_keys))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

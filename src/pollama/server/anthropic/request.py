@@ -29,10 +29,13 @@ types, server tools (web search, code execution, …), `container`, `mcp_servers
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from pollama.errors import BadRequest
 from pollama.inference.requests import ChatRequest, Message
+from pollama.server.native.types import validate
 
 _REFUSED_FIELDS = {
     "container": "containers (code execution) are not supported by pollama",
@@ -52,7 +55,115 @@ class Translated:
 
 def _message(**fields: Any) -> Message:
     """A native message (validated as the native API validates one)."""
-    return Message.model_validate(fields)
+    return validate(fields, Message)
+
+
+# -- the body, for the OpenAPI document (translate() reads the raw JSON and decides) ---------
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class TextBlock(_Doc):
+    type: Literal["text"]
+    text: str
+
+
+class Base64Source(_Doc):
+    type: Literal["base64"]
+    media_type: str = Field(description="image/png, image/jpeg, image/gif or image/webp")
+    data: str = Field(description="the image, base64-encoded")
+
+
+class ImageBlock(_Doc):
+    type: Literal["image"]
+    source: Base64Source = Field(description="base64 only: URL and file sources are a 400")
+
+
+class ToolUseBlock(_Doc):
+    type: Literal["tool_use", "server_tool_use"]
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class ToolResultBlock(_Doc):
+    type: Literal["tool_result"]
+    tool_use_id: str = Field(description="the id of an earlier tool_use block")
+    content: str | list[TextBlock | ImageBlock] | None = None
+    is_error: bool = False
+
+
+class ThinkingBlock(_Doc):
+    type: Literal["thinking"]
+    thinking: str
+
+
+class RedactedThinkingBlock(_Doc):
+    type: Literal["redacted_thinking"]
+
+
+class InputMessage(_Doc):
+    role: Literal["user", "assistant"]
+    content: str | list[TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlock
+                        | RedactedThinkingBlock]
+
+
+class Tool(_Doc):
+    name: str = Field(min_length=1)
+    description: str | None = None
+    input_schema: dict[str, Any] = Field(description="the JSON schema of the tool's input")
+    type: Literal["custom"] | None = Field(None, description="custom tools only: server tools "
+                                           "(web search, code execution, ...) are a 400")
+
+
+class ToolChoice(_Doc):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = Field(None, description='the tool, with type "tool"')
+    disable_parallel_tool_use: bool | None = None
+
+
+class Thinking(_Doc):
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: int | None = Field(None, description="accepted, not enforced (as in Ollama)")
+    display: Literal["summarized", "omitted"] | None = None
+
+
+class OutputFormat(_Doc):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema", description="the JSON schema the answer "
+                                    "follows")
+
+
+class OutputConfig(_Doc):
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: OutputFormat | None = None
+
+
+class CountTokensRequest(_Doc):
+    """`/v1/messages/count_tokens`: the conversation whose prompt tokens are counted."""
+
+    model: str = Field(min_length=1)
+    messages: list[InputMessage] = Field(min_length=1)
+    system: str | list[TextBlock] | None = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
+
+
+class MessagesRequest(CountTokensRequest):
+    """`/v1/messages` (ANT-01): `cache_control`, `metadata`, `service_tier` are accepted
+    without effect; `container` and `mcp_servers` are a 400."""
+
+    max_tokens: int = Field(ge=1, description="the most tokens to generate")
+    stream: bool | None = None
+    temperature: float | None = Field(None, ge=0, le=1)
+    top_p: float | None = Field(None, ge=0, le=1)
+    top_k: int | None = Field(None, ge=0)
+    stop_sequences: list[str] | None = None
+    metadata: dict[str, Any] | None = None
 
 
 # -- typed reads with Anthropic-style paths in the errors -----------------------------------
@@ -400,9 +511,9 @@ def translate(body: Any, *, count_only: bool = False) -> Translated:
     tools = convert_tools(_opt(body, "tools"))
     tool_choice, parallel = convert_tool_choice(_opt(body, "tool_choice"))
     think, omit = think_value(_opt(body, "thinking"), output_config)
-    chat = ChatRequest.model_validate({
+    chat = validate({
         "model": model, "messages": messages, "tools": tools, "tool_choice": tool_choice,
         "parallel_tool_calls": parallel, "think": think, "format": output_format(output_config),
         "options": None if count_only else _options(body, max_tokens), "stream": bool(stream),
-        "_debug_render_only": count_only})
+        "_debug_render_only": count_only}, ChatRequest)
     return Translated(chat=chat, stream=bool(stream) and not count_only, omit_thinking=omit)

@@ -7,7 +7,6 @@ error after the stream began is an SSE `error` event with that object.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -17,10 +16,13 @@ from fastapi.responses import JSONResponse, Response
 from pollama.errors import BadRequest, PollamaError
 from pollama.inference.collapse import collapse_chat
 from pollama.inference.requests import ChatRequest
+from pollama.server import openapi as doc
 from pollama.server.anthropic.errors import error_response, new_id
-from pollama.server.anthropic.request import translate
+from pollama.server.anthropic.request import CountTokensRequest, MessagesRequest, translate
 from pollama.server.anthropic.response import to_message
 from pollama.server.anthropic.stream import StreamConverter, message_stream_response
+from pollama.server.native.models import body_schema
+from pollama.server.native.types import decode_json
 from pollama.server.state import ServerState, State
 
 log = logging.getLogger("pollama.api.anthropic")
@@ -32,9 +34,9 @@ def _body(raw: bytes) -> Any:
     if not raw.strip():
         raise BadRequest("missing request body")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise BadRequest(f"invalid JSON body: {err}") from None
+        return decode_json(raw)
+    except BadRequest as err:
+        raise BadRequest(f"invalid JSON body: {err.message}") from None
 
 
 def _relax_thinking(server: ServerState, chat: ChatRequest) -> ChatRequest:
@@ -74,7 +76,8 @@ async def _count_tokens(request: Request, server: ServerState) -> dict[str, int]
     return {"input_tokens": await server.inference.chat_prompt_tokens(chat)}
 
 
-@router.post("/v1/messages")
+@router.post("/v1/messages", openapi_extra=body_schema(MessagesRequest),
+             responses=doc.anthropic(400, 404, 500, 503, ok=doc.AnthropicMessage, stream=True))
 async def messages(request: Request, server: State) -> Response:
     request_id = new_id("req")
     try:
@@ -86,7 +89,8 @@ async def messages(request: Request, server: State) -> Response:
         return error_response(500, str(err) or type(err).__name__, request_id)
 
 
-@router.post("/v1/messages/count_tokens")
+@router.post("/v1/messages/count_tokens", openapi_extra=body_schema(CountTokensRequest),
+             responses=doc.anthropic(400, 404, 500, 503, ok=doc.TokenCount))
 async def count_tokens(request: Request, server: State) -> Response:
     request_id = new_id("req")
     try:

@@ -20,27 +20,29 @@ The store itself is `pollama.conversations` (SQLite under the pollama home).
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from functools import partial
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pollama.conversations import ConversationStore
 from pollama.conversations.store import STATS
 from pollama.errors import BadRequest
 from pollama.formats import options as opts
-from pollama.inference.requests import Message
+from pollama.inference.requests import OPTIONS, Message, require_model
 from pollama.inference.requests import Request as Body
 from pollama.inference.service import STOP_SEQUENCE
+from pollama.server import openapi as doc
 from pollama.server.native import types
 from pollama.server.native.models import body_schema
 from pollama.server.state import CONVERSATIONS_OFF, ServerState, State
 
 router = APIRouter()
+_WHY = {400: "a malformed body or parameter, or conversations are off (OLLAMA_CONVERSATIONS=0)",
+        500: "deliberate: the conversation database could not be written (disk full)"}
 
 
 class ChatRequest(types.ChatRequest):
@@ -51,25 +53,45 @@ class ChatRequest(types.ChatRequest):
         "adds `messages` to its history, answers from the whole history and stores the answer")
 
 
+_REF = Path(description="the conversation's id or name")
+
+
+def _strict_body(more: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
+    """The schema of a body whose unknown fields are a 400 (`_parse`), plus `more`."""
+    def extra(schema: dict[str, Any]) -> None:
+        schema["additionalProperties"] = False
+        more(schema)
+    return extra
+
+
 class CreateConversation(Body):
+    model_config = ConfigDict(json_schema_extra=_strict_body(require_model))
+
     model: str = Field("", description="the model the conversation's turns use by default")
     name: str | None = Field(None, description="a unique name, usable in place of the id")
     title: str = Field("", description="a title (default: the start of the first message)")
     system: str = Field("", description="system prompt (default: the model's)")
-    options: dict[str, Any] | None = Field(None, description="options of every turn")
+    options: Annotated[dict[str, Any] | None, OPTIONS] = Field(
+        None, description="options of every turn")
 
 
 class UpdateConversation(Body):
+    """Unknown fields are a 400 here; at least one field must be sent."""
+
+    model_config = ConfigDict(json_schema_extra=_strict_body(
+        lambda schema: schema.update(minProperties=1)))
+
     name: str | None = Field(None, description="a new unique name")
     title: str | None = Field(None, description="a new title")
     system: str | None = Field(None, description="a new system prompt (empty: the model's)")
-    options: dict[str, Any] | None = Field(None, description="options replacing the stored ones")
+    options: Annotated[dict[str, Any] | None, OPTIONS] = Field(
+        None, description="options replacing the stored ones")
 
 
 def _parse(raw: bytes, model: type[Body]) -> Any:
     """Parse a body; a field these routes do not know is a 400 (never silently ignored)."""
-    body = types.parse_body(raw, model)
-    data = json.loads(raw)
+    data = types.decode_json(raw)
+    body = types.validate(data, model)
     unknown = [k for k in data if k not in model.model_fields]
     if unknown:
         raise BadRequest(f'json: unknown field "{unknown[0]}"')
@@ -86,7 +108,8 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     return dict(options or {})
 
 
-@router.post("/api/conversations", openapi_extra=body_schema(CreateConversation))
+@router.post("/api/conversations", openapi_extra=body_schema(CreateConversation),
+             responses=doc.native(400, 404, 409, 500, ok=doc.Conversation, why=_WHY))
 async def create(request: Request, server: State) -> dict[str, Any]:
     body: CreateConversation = _parse(await request.body(), CreateConversation)
     if server.conversations is None:
@@ -98,9 +121,15 @@ async def create(request: Request, server: State) -> dict[str, Any]:
                                               system=body.system, options=options))
 
 
-@router.get("/api/conversations")
-async def list_conversations(server: State, limit: int = 50, offset: int = 0,
-                             q: str = "") -> dict[str, Any]:
+@router.get("/api/conversations", responses=doc.native(400, ok=doc.ConversationList, why=_WHY))
+async def list_conversations(
+        server: State,
+        limit: int = Query(50, description="conversations per page",
+                           json_schema_extra={"minimum": 1, "maximum": 1000}),
+        offset: int = Query(0, description="conversations to skip",
+                            json_schema_extra={"minimum": 0}),
+        q: str = Query("", description="words to search titles and messages for")
+) -> dict[str, Any]:
     """Newest first; `has_more` says whether `offset + limit` finds more."""
     def page(store: ConversationStore) -> list[dict[str, Any]]:
         if not 1 <= limit <= 1000:  # checked before asking for one more row
@@ -112,19 +141,26 @@ async def list_conversations(server: State, limit: int = 50, offset: int = 0,
     return {"conversations": found[:limit], "has_more": more}
 
 
-@router.get("/api/conversations/{ref}")
-async def get(ref: str, server: State) -> dict[str, Any]:
+@router.get("/api/conversations/{ref}", responses=doc.native(
+    400, 404, ok=doc.ConversationWithMessages, why=_WHY, plain_404=True))
+async def get(server: State, ref: str = _REF) -> dict[str, Any]:
     return await server.db(lambda s: s.get(ref))
 
 
-@router.get("/api/conversations/{ref}/images/{digest}")
-async def image(ref: str, digest: str, server: State) -> Response:
+@router.get("/api/conversations/{ref}/images/{digest}", response_class=Response,
+            responses=doc.native(400, 404, ok={"application/octet-stream": {"schema": {
+                "type": "string", "format": "binary"}}}, why=_WHY, plain_404=True))
+async def image(server: State, ref: str = _REF,
+                digest: str = Path(description="the image's digest, sha256:<64 hex digits>",
+                                   json_schema_extra={"pattern": doc.DIGEST})) -> Response:
     data = await server.db(lambda s: s.image(ref, digest))
     return Response(data, media_type="application/octet-stream")
 
 
-@router.patch("/api/conversations/{ref}", openapi_extra=body_schema(UpdateConversation))
-async def update(ref: str, request: Request, server: State) -> dict[str, Any]:
+@router.patch("/api/conversations/{ref}", openapi_extra=body_schema(UpdateConversation),
+              responses=doc.native(400, 404, 409, 500, ok=doc.Conversation, why=_WHY,
+                                   plain_404=True))
+async def update(request: Request, server: State, ref: str = _REF) -> dict[str, Any]:
     body: UpdateConversation = _parse(await request.body(), UpdateConversation)
     changes = {k: getattr(body, k) for k in body.model_fields_set}
     if not changes:
@@ -137,14 +173,20 @@ async def update(ref: str, request: Request, server: State) -> dict[str, Any]:
     return await server.db(lambda s: s.update(ref, changes))
 
 
-@router.delete("/api/conversations/{ref}")
-async def delete(ref: str, server: State) -> Response:
+@router.delete("/api/conversations/{ref}", response_class=Response,
+               responses=doc.native(400, 404, 500, why=_WHY, plain_404=True))
+async def delete(server: State, ref: str = _REF) -> Response:
     await server.db(lambda s: s.delete(ref))
     return Response(status_code=200)
 
 
-@router.delete("/api/conversations/{ref}/messages")
-async def truncate(ref: str, server: State, start: int = Query(alias="from")) -> dict[str, Any]:
+@router.delete("/api/conversations/{ref}/messages",
+               responses=doc.native(400, 404, 500, ok=doc.ConversationWithMessages, why=_WHY,
+                                    plain_404=True))
+async def truncate(server: State, ref: str = _REF,
+                   start: int = Query(alias="from", json_schema_extra={"minimum": 0},
+                                      description="the first position removed (0-based)")
+                   ) -> dict[str, Any]:
     """Waits for a turn that is answering, so an answer is never stored after the cut."""
     conversation = await server.db(lambda s: s.get(ref))
     async with server.conversation_lock(conversation["id"]):

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 
 from pollama.inference.collapse import collapse_chat, collapse_generate
 from pollama.inference.service import STOP_SEQUENCE
+from pollama.server import openapi as doc
 from pollama.server.native.conversations import ChatRequest, conversation_chat
 from pollama.server.native.models import body_schema
 from pollama.server.native.types import GenerateRequest, parse_body
@@ -30,7 +31,8 @@ async def native(events: AsyncGenerator[dict[str, Any], None]
         await events.aclose()
 
 
-@router.post("/api/generate", openapi_extra=body_schema(GenerateRequest))
+@router.post("/api/generate", openapi_extra=body_schema(GenerateRequest),
+             responses=doc.native(400, 404, 500, 503, ok=doc.GenerateResponse, stream=True))
 async def generate(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), GenerateRequest)
     events = native(server.inference.generate(req))
@@ -39,7 +41,8 @@ async def generate(request: Request, server: State) -> Response:
     return await ndjson_response(events)
 
 
-@router.post("/api/chat", openapi_extra=body_schema(ChatRequest))
+@router.post("/api/chat", openapi_extra=body_schema(ChatRequest),
+             responses=doc.native(400, 404, 500, 503, ok=doc.ChatResponse, stream=True))
 async def chat(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), ChatRequest)
     if req.conversation is not None:  # beyond Ollama: a stored conversation's next turn
@@ -51,6 +54,6 @@ async def chat(request: Request, server: State) -> Response:
     return await ndjson_response(events)
 
 
-@router.get("/api/ps")
+@router.get("/api/ps", responses=doc.native(ok=doc.ProcessResponse))
 async def ps(request: Request, server: State) -> dict[str, Any]:
     return {"models": server.inference.running()}

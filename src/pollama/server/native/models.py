@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
@@ -17,6 +17,7 @@ from pollama.go import go_time
 from pollama.models.details import model_details
 from pollama.models.info import list_summary
 from pollama.names import parse
+from pollama.server import openapi as doc
 from pollama.server.native.types import (
     CopyRequest,
     CreateRequest,
@@ -34,6 +35,7 @@ router = APIRouter()
 
 
 REQUEST_MODELS: dict[str, type[BaseModel]] = {}
+_STORE_FULL = "deliberate: the model store could not be written (disk full, read-only)"
 
 
 def body_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -43,12 +45,14 @@ def body_schema(model: type[BaseModel]) -> dict[str, Any]:
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
 
-@router.api_route("/", methods=["GET", "HEAD"], response_class=PlainTextResponse)
+@router.get("/", response_class=PlainTextResponse)
+@router.head("/", response_class=PlainTextResponse, operation_id="heartbeat_head")
 async def heartbeat() -> str:
     return "Ollama is running"
 
 
-@router.api_route("/api/version", methods=["GET", "HEAD"])
+@router.get("/api/version", responses=doc.native(ok=doc.VersionResponse))
+@router.head("/api/version", operation_id="version_head")
 async def version() -> dict[str, str]:
     return {"version": __version__}
 
@@ -88,12 +92,14 @@ def _list_models(server: ServerState) -> list[dict[str, Any]]:
     return [e for e in (_list_entry(server, stored) for stored in found) if e is not None]
 
 
-@router.api_route("/api/tags", methods=["GET", "HEAD"])
+@router.get("/api/tags", responses=doc.native(ok=doc.ListResponse))
+@router.head("/api/tags", operation_id="list_models_head")
 async def list_models(request: Request, server: State) -> dict[str, Any]:
     return {"models": await asyncio.to_thread(_list_models, server)}
 
 
-@router.post("/api/show", openapi_extra=body_schema(ShowRequest))
+@router.post("/api/show", openapi_extra=body_schema(ShowRequest),
+             responses=doc.native(400, 404, ok=doc.ShowResponse))
 async def show(request: Request, server: State) -> JSONResponse:
     from pollama.models.show import show_model
 
@@ -107,14 +113,16 @@ async def show(request: Request, server: State) -> JSONResponse:
     return JSONResponse(result)
 
 
-@router.post("/api/copy", openapi_extra=body_schema(CopyRequest))
+@router.post("/api/copy", openapi_extra=body_schema(CopyRequest), response_class=Response,
+             responses=doc.native(400, 404, 500, why={500: _STORE_FULL}))
 async def copy(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), CopyRequest)
     await asyncio.to_thread(server.store.copy, req.source, req.destination)
     return Response(status_code=200)
 
 
-@router.delete("/api/delete", openapi_extra=body_schema(DeleteRequest))
+@router.delete("/api/delete", openapi_extra=body_schema(DeleteRequest), response_class=Response,
+               responses=doc.native(400, 404, 500, why={500: _STORE_FULL}))
 async def delete(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), DeleteRequest)
     text = req.model or req.name
@@ -127,16 +135,24 @@ async def delete(request: Request, server: State) -> Response:
     return Response(status_code=200)
 
 
-@router.head("/api/blobs/{digest}")
-async def blob_exists(request: Request, digest: str, server: State) -> Response:
+_DIGEST = Path(description="the blob's digest, sha256:<64 hex digits>",
+               json_schema_extra={"pattern": doc.DIGEST})
+
+
+@router.head("/api/blobs/{digest}", response_class=Response, responses=doc.native(400, 404))
+async def blob_exists(request: Request, server: State, digest: str = _DIGEST) -> Response:
     parsed = require_digest(digest)
     if not server.store.blobs.exists(parsed):
         return JSONResponse({"error": f'blob "{digest}" not found'}, status_code=404)
     return Response(status_code=200)
 
 
-@router.post("/api/blobs/{digest}")
-async def upload_blob(request: Request, digest: str, server: State) -> Response:
+@router.post("/api/blobs/{digest}", response_class=Response, status_code=201,
+             openapi_extra=doc.raw_body("application/octet-stream", "the file's bytes"),
+             responses={**doc.native(400, 499, 500, ok_status=200, why={
+                 400: "the digest is malformed, or the bytes hash to another digest",
+                 500: _STORE_FULL}), 201: {"description": "stored"}})
+async def upload_blob(request: Request, server: State, digest: str = _DIGEST) -> Response:
     """Store the raw body as a blob, verifying it hashes to `digest` before it is visible."""
     parsed = require_digest(digest)
     blobs = server.store.blobs
@@ -153,7 +169,10 @@ async def upload_blob(request: Request, digest: str, server: State) -> Response:
     return Response(status_code=201 if created else 200)
 
 
-@router.post("/api/create", openapi_extra=body_schema(CreateRequest))
+@router.post("/api/create", openapi_extra=body_schema(CreateRequest),
+             responses=doc.native(400, 404, 500, ok=doc.ProgressResponse, stream=True, why={
+                 500: "deliberate: the store could not be written (disk full), or a missing "
+                      "`from` model could not be pulled (registry unreachable or failing)"}))
 async def create(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), CreateRequest)
     plain = req.to_plain()

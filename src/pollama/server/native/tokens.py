@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from pollama.inference.requests import DetokenizeRequest, TokenizeRequest
+from pollama.server import openapi as doc
 from pollama.server.native.models import body_schema
 from pollama.server.native.types import parse_body
 from pollama.server.state import State
@@ -16,7 +17,8 @@ from pollama.server.state import State
 router = APIRouter()
 
 
-@router.post("/api/tokenize", openapi_extra=body_schema(TokenizeRequest))
+@router.post("/api/tokenize", openapi_extra=body_schema(TokenizeRequest),
+             responses=doc.native(400, 404, 500, 503, ok=doc.TokenizeResponse))
 async def tokenize(request: Request, server: State) -> dict[str, Any]:
     started = time.perf_counter_ns()
     req = parse_body(await request.body(), TokenizeRequest)
@@ -26,7 +28,8 @@ async def tokenize(request: Request, server: State) -> dict[str, Any]:
             "total_duration": time.perf_counter_ns() - started}
 
 
-@router.post("/api/detokenize", openapi_extra=body_schema(DetokenizeRequest))
+@router.post("/api/detokenize", openapi_extra=body_schema(DetokenizeRequest),
+             responses=doc.native(400, 404, 500, 503, ok=doc.DetokenizeResponse))
 async def detokenize(request: Request, server: State) -> dict[str, Any]:
     started = time.perf_counter_ns()
     req = parse_body(await request.body(), DetokenizeRequest)

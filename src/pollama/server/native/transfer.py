@@ -9,7 +9,7 @@ import os
 import tempfile
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
@@ -17,6 +17,7 @@ from starlette.requests import ClientDisconnect
 from pollama.errors import BadRequest, InvalidModelName
 from pollama.names import parse
 from pollama.registry import export_model, import_archive, pull_model, push_model
+from pollama.server import openapi as doc
 from pollama.server.native.models import body_schema
 from pollama.server.native.types import PullRequest, parse_body
 from pollama.server.state import PullSync, State
@@ -24,6 +25,9 @@ from pollama.server.streaming import last_event_response, ndjson_response, progr
 from pollama.store import Store
 
 router = APIRouter()
+_REGISTRY = {500: "deliberate, as in Ollama (which streams these errors): the registry cannot be "
+                  "reached or answered an error, the store could not be written, or the model "
+                  "to push is not in the store"}
 
 
 async def _respond(events: Any, stream: bool | None) -> Response:
@@ -32,7 +36,8 @@ async def _respond(events: Any, stream: bool | None) -> Response:
     return await ndjson_response(events)
 
 
-@router.post("/api/pull", openapi_extra=body_schema(PullRequest))
+@router.post("/api/pull", openapi_extra=body_schema(PullRequest),
+             responses=doc.native(400, 500, ok=doc.ProgressResponse, stream=True, why=_REGISTRY))
 async def pull(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), PullRequest)
     name = parse(req.model or req.name)
@@ -53,7 +58,8 @@ async def pull(request: Request, server: State) -> Response:
     return await _respond(progress_events(work), req.stream)
 
 
-@router.post("/api/push", openapi_extra=body_schema(PullRequest))
+@router.post("/api/push", openapi_extra=body_schema(PullRequest),
+             responses=doc.native(400, 500, ok=doc.ProgressResponse, stream=True, why=_REGISTRY))
 async def push(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), PullRequest)
     text = req.model or req.name
@@ -70,8 +76,10 @@ async def push(request: Request, server: State) -> Response:
     return await _respond(progress_events(work), req.stream)
 
 
-@router.get("/api/export")
-async def export(request: Request, model: str, server: State) -> Response:
+@router.get("/api/export", response_class=FileResponse, responses=doc.native(
+    400, 404, ok={"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}))
+async def export(request: Request, server: State,
+                 model: str = Query(description=doc.MODEL_NAME)) -> Response:
     """One model as a tar (pollama extension): manifest + blobs in OCI image-layout form."""
     name = parse(model)
     if not name.is_valid:
@@ -90,8 +98,13 @@ async def export(request: Request, model: str, server: State) -> Response:
                         background=BackgroundTask(os.unlink, path))
 
 
-@router.post("/api/import")
-async def import_(request: Request, server: State, model: str = "") -> Response:
+@router.post("/api/import",
+             openapi_extra=doc.raw_body("application/x-tar", "a tar written by /api/export"),
+             responses=doc.native(400, 499, 500, ok=doc.ImportResponse, why={
+                 500: "deliberate: the store could not be written (disk full)"}))
+async def import_(request: Request, server: State,
+                  model: str = Query("", description="a new name for the model (default: "
+                                     "the name in the archive)")) -> Response:
     """Import a tar written by /api/export; `?model=` renames it. The tar is verified first."""
     target = None
     if model:

@@ -10,17 +10,28 @@ that pollama cannot honour (`n` > 1, `logit_bias`, audio output, web search) are
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field, WithJsonSchema
 
 from pollama.errors import BadRequest
 from pollama.inference.collapse import collapse_chat
-from pollama.inference.requests import ChatRequest
+from pollama.inference.requests import TOOL_CHOICE, TOOLS, ChatRequest
 from pollama.inference.requests import Request as Body
+from pollama.server import openapi as doc
+from pollama.server.native.models import body_schema
+from pollama.server.native.types import validate
 from pollama.server.openai.common import (
+    EFFORT,
+    JSON_SCHEMA_OBJECT,
+    NO_LOGIT_BIAS,
+    NULL,
+    ONLY_ONE,
+    REFUSED,
+    STOP,
+    STREAM_OPTIONS,
     SYSTEM_FINGERPRINT,
     decode_image_url,
     new_id,
@@ -29,6 +40,7 @@ from pollama.server.openai.common import (
     parse_request,
     refuse,
     sampling_options,
+    schema,
     think_from_effort,
     token_logprobs,
     unix_now,
@@ -41,37 +53,73 @@ from pollama.server.streaming import sse_response
 router = APIRouter(route_class=OpenAIRoute)
 
 
+_TEXT_PART = {"type": "object", "properties": {"type": {"const": "text"},
+                                              "text": {"type": "string"}},
+              "required": ["type", "text"]}
+_IMAGE_PART = {"type": "object", "properties": {
+    "type": {"const": "image_url"},
+    "image_url": {"anyOf": [{"type": "string"}, {"type": "object", "properties": {
+        "url": {"type": "string", "description": "a data: URL (base64); web URLs are a 400"}},
+        "required": ["url"]}]}}, "required": ["type", "image_url"]}
+_MESSAGES = WithJsonSchema({"type": "array", "minItems": 1, "items": {
+    "type": "object", "properties": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": {"anyOf": [{"type": "string"},
+                              {"type": "array", "items": {"anyOf": [_TEXT_PART, _IMAGE_PART]}},
+                              NULL]},
+        "name": {"type": "string"}, "tool_call_id": {"type": "string"},
+        "reasoning": {"type": "string"},
+        "tool_calls": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "type": {"const": "function"},
+            "function": {"type": "object", "properties": {
+                "name": {"type": "string"},
+                "arguments": {"type": "string", "description": "a JSON object's text"}},
+                "required": ["name"]}}, "required": ["function"]}}},
+    "required": ["role"]}})
+_RESPONSE_FORMAT = schema({"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+    "json_schema": {"type": "object", "properties": {"name": {"type": "string"},
+                                                     "schema": JSON_SCHEMA_OBJECT,
+                                                     "strict": {"type": "boolean"}}}},
+    "required": ["type"]})
+
+
 class ChatCompletionRequest(Body):
     """OpenAI's chat request, the fields pollama reads (unknown fields are ignored)."""
 
-    model: str = ""
-    messages: list[dict[str, Any]] | None = None
+    model_config = ConfigDict(json_schema_extra={"required": ["model", "messages"]})
+
+    model: str = Field("", json_schema_extra={"minLength": 1})
+    messages: Annotated[list[dict[str, Any]] | None, _MESSAGES] = None
     stream: bool | None = None
-    stream_options: dict[str, Any] | None = None
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
+    stream_options: Annotated[dict[str, Any] | None, STREAM_OPTIONS] = None
+    max_tokens: int | None = Field(None, json_schema_extra={"minimum": 1})
+    max_completion_tokens: int | None = Field(None, json_schema_extra={"minimum": 1})
     seed: int | None = None
-    stop: Any = None
-    temperature: float | None = None
-    top_p: float | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    response_format: dict[str, Any] | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
+    stop: Annotated[Any, STOP] = None
+    temperature: float | None = Field(None, json_schema_extra={"minimum": 0, "maximum": 2})
+    top_p: float | None = Field(None, json_schema_extra={"minimum": 0, "maximum": 1})
+    frequency_penalty: float | None = Field(None,
+                                            json_schema_extra={"minimum": -2, "maximum": 2})
+    presence_penalty: float | None = Field(None, json_schema_extra={"minimum": -2, "maximum": 2})
+    response_format: Annotated[dict[str, Any] | None, _RESPONSE_FORMAT] = None
+    tools: Annotated[list[dict[str, Any]] | None, TOOLS] = None
+    tool_choice: Annotated[Any, TOOL_CHOICE] = None
     parallel_tool_calls: bool | None = None
-    reasoning: dict[str, Any] | None = None
-    reasoning_effort: str | None = None
+    reasoning: Annotated[dict[str, Any] | None, schema({"type": "object", "properties": {
+        "effort": EFFORT}})] = None
+    reasoning_effort: Annotated[str | None, schema(EFFORT)] = None
     logprobs: bool | None = None
-    top_logprobs: int | None = None
-    n: int | None = None
-    logit_bias: dict[str, Any] | None = None
-    modalities: list[str] | None = None
-    audio: dict[str, Any] | None = None
-    web_search_options: dict[str, Any] | None = None
-    functions: list[Any] | None = None
-    function_call: Any = None
-    grammar: str | None = None
+    top_logprobs: int | None = Field(None, json_schema_extra={"minimum": 0, "maximum": 20})
+    n: Annotated[int | None, ONLY_ONE] = None
+    logit_bias: Annotated[dict[str, Any] | None, NO_LOGIT_BIAS] = None
+    modalities: Annotated[list[str] | None, schema({"type": "array", "items": {
+        "const": "text"}})] = None
+    audio: Annotated[dict[str, Any] | None, REFUSED] = None
+    web_search_options: Annotated[dict[str, Any] | None, REFUSED] = None
+    functions: Annotated[list[Any] | None, REFUSED] = None
+    function_call: Annotated[Any, REFUSED] = None
+    grammar: str | None = Field(None, description="beyond OpenAI: a GBNF grammar")
     debug_render_only: bool = Field(False, alias="_debug_render_only")
 
 
@@ -204,7 +252,7 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
         else body.max_tokens,
         seed=body.seed, stop=body.stop, frequency_penalty=body.frequency_penalty,
         presence_penalty=body.presence_penalty)
-    return ChatRequest.model_validate({
+    return validate({
         "model": body.model,
         "messages": convert_messages(body.messages),
         "tools": body.tools,
@@ -218,7 +266,7 @@ def to_chat_request(body: ChatCompletionRequest) -> ChatRequest:
         "logprobs": bool(body.logprobs),
         "top_logprobs": body.top_logprobs or 0,
         "_debug_render_only": body.debug_render_only,
-    })
+    }, ChatRequest)
 
 
 # -- response --------------------------------------------------------------------------------
@@ -328,7 +376,8 @@ async def _collect(events: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]
     return [c async for c in events]
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=body_schema(ChatCompletionRequest),
+             responses=doc.openai(400, 404, 500, 503, ok=doc.ChatCompletion, stream=True))
 async def chat_completions(request: Request, server: State) -> Response:
     body = parse_request(await request.body(), ChatCompletionRequest)
     req = to_chat_request(body)

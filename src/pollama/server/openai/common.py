@@ -10,7 +10,7 @@ import random
 import time
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, WithJsonSchema
 
 from pollama import go
 from pollama.errors import BadRequest
@@ -19,6 +19,26 @@ from pollama.server.native.types import parse_body
 R = TypeVar("R", bound=BaseModel)
 
 SYSTEM_FINGERPRINT = "fp_ollama"
+
+# -- what the OpenAPI document says of this dialect's loosely typed fields (the routes decide) --
+
+NULL: dict[str, Any] = {"type": "null"}
+
+
+def schema(*choices: dict[str, Any]) -> WithJsonSchema:
+    """A field documented as one of `choices` or null."""
+    return WithJsonSchema({"anyOf": [*choices, NULL]})
+
+
+STOP = schema({"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4})
+ONLY_ONE = schema({"type": "integer", "enum": [1]})  # n, best_of: more is refused
+REFUSED = WithJsonSchema({"type": "null", "description": "refused: pollama cannot honour it"})
+NO_LOGIT_BIAS = schema({"type": "object", "maxProperties": 0,
+                        "description": "refused unless empty"})
+EFFORT = {"type": "string", "enum": ["none", "minimal", "low", "medium", "high", "xhigh",
+                                     "ultra", "max", ""]}
+STREAM_OPTIONS = schema({"type": "object", "properties": {"include_usage": {"type": "boolean"}}})
+JSON_SCHEMA_OBJECT = {"type": "object", "description": "a JSON schema"}
 
 _EFFORTS: dict[str, bool | str] = {
     "none": False, "minimal": "low", "low": "low", "medium": "medium", "high": "high",

@@ -10,22 +10,30 @@ back in the legacy completions shape (`tokens`, `token_logprobs`, `top_logprobs`
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from pollama.errors import BadRequest
 from pollama.inference.collapse import collapse_generate
 from pollama.inference.requests import GenerateRequest
 from pollama.inference.requests import Request as Body
+from pollama.server import openapi as doc
+from pollama.server.native.models import body_schema
+from pollama.server.native.types import validate
 from pollama.server.openai.common import (
+    NO_LOGIT_BIAS,
+    ONLY_ONE,
+    STOP,
+    STREAM_OPTIONS,
     SYSTEM_FINGERPRINT,
     new_id,
     parse_request,
     refuse,
     sampling_options,
+    schema,
     unix_now,
     usage,
 )
@@ -37,24 +45,28 @@ router = APIRouter(route_class=OpenAIRoute)
 
 
 class CompletionRequest(Body):
-    model: str = ""
-    prompt: Any = None
+    model_config = ConfigDict(json_schema_extra={"required": ["model", "prompt"]})
+
+    model: str = Field("", json_schema_extra={"minLength": 1})
+    prompt: Annotated[Any, schema({"type": "string"}, {
+        "type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 1})] = None
     suffix: str | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(None, json_schema_extra={"minimum": 1})
     seed: int | None = None
-    stop: Any = None
+    stop: Annotated[Any, STOP] = None
     stream: bool | None = None
-    stream_options: dict[str, Any] | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    frequency_penalty: float | None = None
-    presence_penalty: float | None = None
-    logprobs: int | None = None
-    echo: bool | None = None
-    best_of: int | None = None
-    n: int | None = None
-    logit_bias: dict[str, Any] | None = None
-    grammar: str | None = None
+    stream_options: Annotated[dict[str, Any] | None, STREAM_OPTIONS] = None
+    temperature: float | None = Field(None, json_schema_extra={"minimum": 0, "maximum": 2})
+    top_p: float | None = Field(None, json_schema_extra={"minimum": 0, "maximum": 1})
+    frequency_penalty: float | None = Field(None,
+                                            json_schema_extra={"minimum": -2, "maximum": 2})
+    presence_penalty: float | None = Field(None, json_schema_extra={"minimum": -2, "maximum": 2})
+    logprobs: int | None = Field(None, json_schema_extra={"minimum": 0, "maximum": 20})
+    echo: Annotated[bool | None, schema({"type": "boolean", "const": False})] = None
+    best_of: Annotated[int | None, ONLY_ONE] = None
+    n: Annotated[int | None, ONLY_ONE] = None
+    logit_bias: Annotated[dict[str, Any] | None, NO_LOGIT_BIAS] = None
+    grammar: str | None = Field(None, description="beyond OpenAI: a GBNF grammar")
     debug_render_only: bool = Field(False, alias="_debug_render_only")
 
 
@@ -81,11 +93,11 @@ def to_generate_request(body: CompletionRequest) -> GenerateRequest:
         temperature=body.temperature, top_p=body.top_p or None, max_tokens=body.max_tokens,
         seed=body.seed, stop=body.stop, frequency_penalty=body.frequency_penalty or 0.0,
         presence_penalty=body.presence_penalty or 0.0)
-    return GenerateRequest.model_validate({
+    return validate({
         "model": body.model, "prompt": prompt_text(body.prompt), "suffix": body.suffix or "",
         "options": options, "stream": bool(body.stream), "grammar": body.grammar,
         "logprobs": body.logprobs is not None, "top_logprobs": body.logprobs or 0,
-        "_debug_render_only": body.debug_render_only})
+        "_debug_render_only": body.debug_render_only}, GenerateRequest)
 
 
 class LegacyLogprobs:
@@ -164,7 +176,8 @@ class CompletionChunks:
             await events.aclose()
 
 
-@router.post("/v1/completions")
+@router.post("/v1/completions", openapi_extra=body_schema(CompletionRequest),
+             responses=doc.openai(400, 404, 500, 503, ok=doc.Completion, stream=True))
 async def completions(request: Request, server: State) -> Response:
     body = parse_request(await request.body(), CompletionRequest)
     req = to_generate_request(body)

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
+from pydantic import ConfigDict, Field
 
 from pollama.errors import BadRequest
 from pollama.inference.requests import EmbedRequest
 from pollama.inference.requests import Request as Body
-from pollama.server.openai.common import parse_request, refuse
+from pollama.server import openapi as doc
+from pollama.server.native.models import body_schema
+from pollama.server.native.types import validate
+from pollama.server.openai.common import parse_request, refuse, schema
 from pollama.server.openai.errors import OpenAIRoute
 from pollama.server.state import State
 
@@ -20,10 +24,14 @@ router = APIRouter(route_class=OpenAIRoute)
 
 
 class EmbeddingRequest(Body):
-    model: str = ""
-    input: Any = None
-    dimensions: int | None = None
-    encoding_format: str | None = None
+    model_config = ConfigDict(json_schema_extra={"required": ["model", "input"]})
+
+    model: str = Field("", json_schema_extra={"minLength": 1})
+    input: Annotated[Any, schema({"type": "string"}, {
+        "type": "array", "items": {"type": "string"}, "minItems": 1})] = None
+    dimensions: int | None = Field(None, json_schema_extra={"minimum": 1})
+    encoding_format: Annotated[str | None, schema({"type": "string", "enum": [
+        "float", "base64"]})] = None
 
 
 def embed_input(value: Any) -> str | list[str]:
@@ -50,8 +58,8 @@ def encoding_format(value: str | None) -> str:
 
 def to_embed_request(body: EmbeddingRequest) -> tuple[EmbedRequest, str]:
     fmt = encoding_format(body.encoding_format)
-    return EmbedRequest.model_validate({"model": body.model, "input": embed_input(body.input),
-                                        "dimensions": body.dimensions}), fmt
+    return validate({"model": body.model, "input": embed_input(body.input),
+                     "dimensions": body.dimensions}, EmbedRequest), fmt
 
 
 def floats_base64(values: list[float]) -> str:
@@ -68,7 +76,8 @@ def to_embedding_list(model: str, native: dict[str, Any], fmt: str) -> dict[str,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
-@router.post("/v1/embeddings")
+@router.post("/v1/embeddings", openapi_extra=body_schema(EmbeddingRequest),
+             responses=doc.openai(400, 404, 500, 503, ok=doc.OpenAIEmbeddingList))
 async def embeddings(request: Request, server: State) -> dict[str, Any]:
     body = parse_request(await request.body(), EmbeddingRequest)
     req, fmt = to_embed_request(body)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 
 from pollama.names import parse
+from pollama.server import openapi as doc
 from pollama.server.openai.errors import OpenAIRoute
 from pollama.server.state import ServerState, State
 from pollama.store.manifest import StoredManifest
@@ -28,12 +29,13 @@ def list_models(server: ServerState) -> dict[str, Any]:
             "data": [model_object(s.name.display_shortest(), s) for s in found]}
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=doc.openai(ok=doc.OpenAIModelList))
 async def models(server: State) -> dict[str, Any]:
     return await asyncio.to_thread(list_models, server)
 
 
-@router.get("/v1/models/{model:path}")
-async def retrieve_model(model: str, server: State) -> dict[str, Any]:
+@router.get("/v1/models/{model:path}", responses=doc.openai(404, ok=doc.OpenAIModel))
+async def retrieve_model(server: State, model: str = Path(description=doc.MODEL_NAME)
+                         ) -> dict[str, Any]:
     stored = await asyncio.to_thread(server.store.get, model)  # ModelNotFound → 404
     return model_object(model, stored)

@@ -25,22 +25,30 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import ConfigDict, Field
 
 from pollama.conversations import ConversationStore
 from pollama.errors import BadRequest, NotFound, PollamaError
 from pollama.inference.collapse import collapse_chat
-from pollama.inference.requests import ChatRequest
+from pollama.inference.requests import TOOL_CHOICE, ChatRequest
 from pollama.inference.requests import Request as Body
+from pollama.server import openapi as doc
+from pollama.server.native.models import body_schema
+from pollama.server.native.types import validate
 from pollama.server.openai.common import (
+    EFFORT,
+    JSON_SCHEMA_OBJECT,
+    REFUSED,
     decode_image_url,
     openai_tool_calls,
     parse_arguments,
     parse_request,
     refuse,
+    schema,
     think_from_effort,
     unix_now,
 )
@@ -49,31 +57,73 @@ from pollama.server.state import CONVERSATIONS_OFF, State
 from pollama.server.streaming import error_text, sse_response
 
 router = APIRouter(route_class=OpenAIRoute)
+_STORED = {400: "stored responses are off (OLLAMA_CONVERSATIONS=0)",
+           500: "deliberate: the conversation database could not be written (disk full)"}
 
 STATELESS = (": pollama keeps no OpenAI conversations or items; continue a stored response "
              "with `previous_response_id`, or send the whole conversation in `input`")
 
 
+_PART = {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["input_text", "output_text", "input_image", "refusal"]},
+    "text": {"type": "string"}, "refusal": {"type": "string"},
+    "image_url": {"type": "string", "description": "a data: URL (base64)"}},
+    "required": ["type"]}
+_CONTENT = {"anyOf": [{"type": "string"}, {"type": "array", "items": _PART}]}
+_INPUT_ITEM = {"anyOf": [
+    {"type": "object", "properties": {
+        "type": {"const": "message"},
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant"]},
+        "content": _CONTENT}, "required": ["role", "content"]},
+    {"type": "object", "properties": {
+        "type": {"const": "function_call"}, "call_id": {"type": "string"},
+        "name": {"type": "string"},
+        "arguments": {"type": "string", "description": "a JSON object's text"}},
+     "required": ["type", "call_id", "name", "arguments"]},
+    {"type": "object", "properties": {
+        "type": {"const": "function_call_output"}, "call_id": {"type": "string"},
+        "output": _CONTENT}, "required": ["type", "call_id", "output"]},
+    {"type": "object", "properties": {
+        "type": {"const": "reasoning"}, "encrypted_content": {"type": "string"},
+        "summary": {"type": "array", "items": {"type": "object", "properties": {
+            "text": {"type": "string"}}}}}, "required": ["type"]}]}
+_TOOLS = schema({"type": "array", "items": {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["function", "namespace"],
+             "description": "function tools (grouped by namespace); hosted tools are a 400"},
+    "name": {"type": "string"}, "description": {"type": "string"},
+    "parameters": JSON_SCHEMA_OBJECT,
+    "tools": {"type": "array", "items": {"type": "object"}}}, "required": ["type", "name"]}})
+_TEXT = schema({"type": "object", "properties": {"format": {"type": "object", "properties": {
+    "type": {"type": "string", "enum": ["text", "json_object", "json_schema"]},
+    "schema": JSON_SCHEMA_OBJECT}, "required": ["type"]}}})
+
+
 class ResponsesRequest(Body):
-    model: str = ""
-    input: Any = None
+    model_config = ConfigDict(json_schema_extra={"required": ["model"]})
+
+    model: str = Field("", json_schema_extra={"minLength": 1})
+    input: Annotated[Any, schema({"type": "string"}, {"type": "array",
+                                                      "items": _INPUT_ITEM})] = None
     instructions: str | None = None
-    tools: list[dict[str, Any]] | None = None
-    tool_choice: Any = None
+    tools: Annotated[list[dict[str, Any]] | None, _TOOLS] = None
+    tool_choice: Annotated[Any, TOOL_CHOICE] = None
     parallel_tool_calls: bool | None = None
     stream: bool | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    max_output_tokens: int | None = None
-    reasoning: dict[str, Any] | None = None
-    text: dict[str, Any] | None = None
-    truncation: str | None = None
-    previous_response_id: str | None = None
-    conversation: Any = None
-    background: bool | None = None
-    max_tool_calls: int | None = None
-    top_logprobs: int | None = None
-    store: bool | None = None
+    temperature: float | None = Field(None, json_schema_extra={"minimum": 0, "maximum": 2})
+    top_p: float | None = Field(None, json_schema_extra={"minimum": 0, "maximum": 1})
+    max_output_tokens: int | None = Field(None, json_schema_extra={"minimum": 1})
+    reasoning: Annotated[dict[str, Any] | None, schema({"type": "object", "properties": {
+        "effort": EFFORT, "summary": {"type": "string"}}})] = None
+    text: Annotated[dict[str, Any] | None, _TEXT] = None
+    truncation: Annotated[str | None, schema({"type": "string",
+                                              "enum": ["auto", "disabled"]})] = None
+    previous_response_id: str | None = Field(None, description="continue a stored response")
+    conversation: Annotated[Any, REFUSED] = None
+    background: Annotated[bool | None, schema({"type": "boolean", "const": False})] = None
+    max_tool_calls: Annotated[int | None, REFUSED] = None
+    top_logprobs: Annotated[int | None, schema({"type": "integer", "const": 0})] = None
+    store: bool | None = Field(None, description="keep the response (default: when the "
+                               "conversation store is on)")
 
 
 def _item_id(prefix: str) -> str:
@@ -255,13 +305,13 @@ def to_chat_request(body: ResponsesRequest,
         options["num_predict"] = body.max_output_tokens
     system = [{"role": "system", "content": body.instructions}] if body.instructions else []
     messages = [*system, *(history or []), *convert_input(body.input, None)]
-    return ChatRequest.model_validate({
+    return validate({
         "model": body.model, "messages": messages, "tools": convert_tools(body.tools) or None,
         "tool_choice": body.tool_choice,  # the inference service reads both forms
         "parallel_tool_calls": body.parallel_tool_calls, "stream": bool(body.stream),
         "format": text_format(body.text), "options": options,
         "think": think_from_effort((body.reasoning or {}).get("effort")),
-        "truncate": None if body.truncation is None else body.truncation == "auto"})
+        "truncate": None if body.truncation is None else body.truncation == "auto"}, ChatRequest)
 
 
 # -- response --------------------------------------------------------------------------------
@@ -478,7 +528,10 @@ def _output_messages(native: dict[str, Any]) -> list[dict[str, Any]]:
     return [out]
 
 
-@router.post("/v1/responses")
+@router.post("/v1/responses", openapi_extra=body_schema(ResponsesRequest),
+             responses=doc.openai(400, 404, 500, 503, ok=doc.OpenAIResponse, stream=True, why={
+                 500: "deliberate: the model runner failed to load or died, or the "
+                      "conversation database could not be written (disk full)"}))
 async def responses(request: Request, server: State) -> Response:
     body = parse_request(await request.body(), ResponsesRequest)
     store = body.store if body.store is not None else server.conversations is not None
@@ -526,12 +579,15 @@ def _stored(store: ConversationStore, response_id: str) -> dict[str, Any]:
     return store.response(response_id)[0]
 
 
-@router.get("/v1/responses/{response_id}")
+@router.get("/v1/responses/{response_id}",
+            responses=doc.openai(400, 404, ok=doc.OpenAIResponse, why=_STORED, plain_404=True))
 async def retrieve(response_id: str, server: State) -> dict[str, Any]:
     return await server.db(lambda s: _stored(s, response_id))
 
 
-@router.delete("/v1/responses/{response_id}")
+@router.delete("/v1/responses/{response_id}",
+               responses=doc.openai(400, 404, 500, ok=doc.DeletedResponse, why=_STORED,
+                                    plain_404=True))
 async def delete(response_id: str, server: State) -> dict[str, Any]:
     await server.db(lambda s: s.delete_response(response_id))
     return {"id": response_id, "object": "response.deleted", "deleted": True}

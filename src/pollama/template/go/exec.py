@@ -36,6 +36,8 @@ from pollama.template.go.strconv import _quote
 from pollama.template.go.values import (
     _MISSING,
     MAX_EXEC_DEPTH,
+    MAX_EXEC_STEPS,
+    MAX_OUTPUT,
     NO_VALUE,
     TemplateError,
     _Break,
@@ -58,14 +60,26 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Budget:
+    """What one execution may still do (shared by the templates it calls)."""
+
+    __slots__ = ("chars", "steps")
+
+    def __init__(self) -> None:
+        self.steps = MAX_EXEC_STEPS
+        self.chars = MAX_OUTPUT
+
+
 class _State:
     """One execution of a template (Go's ``state``)."""
 
-    def __init__(self, tmpl: Template, dot: Any, out: list[str], depth: int = 0) -> None:
+    def __init__(self, tmpl: Template, dot: Any, out: list[str], depth: int = 0,
+                 budget: _Budget | None = None) -> None:
         self.tmpl = tmpl
         self.vars: list[list[Any]] = [["$", dot, False]]  # name, value, interface-typed
         self.out = out
         self.depth = depth
+        self.budget = budget or _Budget()
         self.node: Node | None = None
         self.missingkey = tmpl._common.missingkey
         self.funcs = tmpl._common.funcs
@@ -117,10 +131,19 @@ class _State:
 
     # -- walking ------------------------------------------------------------------------------
 
+    def write(self, text: str) -> None:
+        self.budget.chars -= len(text)
+        if self.budget.chars < 0:
+            self.errorf(f"the output exceeds {MAX_OUTPUT} characters")
+        self.out.append(text)
+
     def walk(self, dot: Any, node: Node) -> None:
         self.at(node)
+        self.budget.steps -= 1
+        if self.budget.steps < 0:
+            self.errorf(f"exceeded {MAX_EXEC_STEPS} execution steps")
         if isinstance(node, TextNode):
-            self.out.append(node.text)
+            self.write(node.text)
         elif isinstance(node, ActionNode):
             assert node.pipe is not None
             val = self.eval_pipeline(dot, node.pipe)
@@ -234,17 +257,17 @@ class _State:
         if self.depth >= MAX_EXEC_DEPTH:
             self.errorf(f"exceeded maximum template depth ({MAX_EXEC_DEPTH})")
         dot = self.eval_pipeline(dot, t.pipe)
-        new = _State(tmpl, dot, self.out, self.depth + 1)
+        new = _State(tmpl, dot, self.out, self.depth + 1, self.budget)
         new.walk(dot, tmpl.root)
 
     def print_value(self, node: Node, val: Any) -> None:
         self.at(node)
         if val is NO_VALUE:
-            self.out.append("<no value>")
+            self.write("<no value>")
             return
         if _kind(val) == "func" and not _has_stringer(val):
             self.errorf(f"can't print {node} of type {_go_type_name(val)}")
-        self.out.append(go_sprint(val))
+        self.write(go_sprint(val))
 
     # -- evaluation ---------------------------------------------------------------------------
 

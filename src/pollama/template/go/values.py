@@ -9,6 +9,11 @@ import unicodedata
 from typing import Any
 
 MAX_EXEC_DEPTH = 100000  # Go's maxExecDepth for nested {{template}} calls
+# Beyond Go, which runs a template until it ends: a template comes with a request, and
+# `{{range 1000000000}}` would hold the server for hours. Real prompt templates take a few
+# thousand steps and write less than a context window.
+MAX_EXEC_STEPS = 1_000_000  # nodes walked (range bodies once per element)
+MAX_OUTPUT = 16 << 20  # characters written
 
 
 # ---------------------------------------------------------------------------------------------
