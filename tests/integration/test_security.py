@@ -387,3 +387,39 @@ def test_blob_links_out_of_the_models_folder_are_never_followed(server, smol):
     client.delete("linked")
     assert not blob.is_symlink() and secret.read_text() == "OUTSIDE-SECRET-4b1d"
     inside.unlink()
+
+
+# -- GGUF chat templates run in the sandbox -------------------------------------------------
+
+
+HOSTILE_TEMPLATE = ("{{ cycler.__init__.__globals__.os.system('touch MARKER') }}"
+                    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n"
+                    "{% endfor %}<|im_start|>assistant\n")
+
+
+def test_a_gguf_template_reaching_for_python_internals_fails_cleanly(server, smollm2_path,
+                                                                      tmp_path):
+    marker = tmp_path / "template-ran"
+    gguf = tmp_path / "hostile.gguf"
+    made = subprocess.run([str(Path(sys.executable).parent / "gguf-new-metadata"),
+                           "--chat-template", HOSTILE_TEMPLATE.replace("MARKER", str(marker)),
+                           "--force", str(smollm2_path), str(gguf)],
+                          capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    client = server.client()
+    client.create(model="hostile", files={gguf.name: client.create_blob(gguf)})
+    gguf.unlink()
+    log_before = len(server.log())
+    messages = [{"role": "user", "content": "hi"}]
+    why = ("error rendering the model's chat template: access to attribute '__init__' of "
+           "'type' object is unsafe")
+    r = httpx.post(f"{server.url}/api/chat", json={"model": "hostile", "messages": messages},
+                   timeout=TIMEOUT)
+    assert (r.status_code, r.json()) == (400, {"error": why})
+    r = httpx.post(f"{server.url}/v1/chat/completions",
+                   json={"model": "hostile", "messages": messages}, timeout=TIMEOUT)
+    assert r.status_code == 400 and r.json()["error"]["message"] == why
+    assert not marker.exists()
+    assert "Traceback" not in server.log()[log_before:]
+    assert httpx.get(f"{server.url}/api/tags").status_code == 200
+    client.delete("hostile")
