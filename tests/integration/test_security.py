@@ -423,3 +423,49 @@ def test_a_gguf_template_reaching_for_python_internals_fails_cleanly(server, smo
     assert "Traceback" not in server.log()[log_before:]
     assert httpx.get(f"{server.url}/api/tags").status_code == 200
     client.delete("hostile")
+
+
+# -- the log ----------------------------------------------------------------------------------
+
+
+def test_prompts_and_answers_stay_out_of_the_log(server, smol):
+    """At the default level the log tells what ran (a runner started) but never what was said:
+    not a prompt, a system prompt, an answer, an embedded text, nor a failed request's body."""
+    marker = "PROMPT-MARKER-9c2e"
+    quick = {"num_predict": 8, "temperature": 0}
+    chat = [{"role": "system", "content": f"You know {marker}."},
+            {"role": "user", "content": f"Repeat {marker} exactly."}]
+    calls = [
+        ("/api/generate", {"model": smol, "prompt": f"Say {marker}", "stream": False,
+                           "options": quick}),
+        ("/api/generate", {"model": smol, "prompt": f"Say {marker}", "raw": True,
+                           "options": quick}),
+        ("/api/chat", {"model": smol, "messages": chat, "options": quick}),
+        ("/api/chat", {"model": smol, "messages": chat, "stream": False,
+                       "options": {"num_predict": 40, "temperature": 0},
+                       "format": {"type": "string", "enum": [marker]}}),  # the answer too
+        ("/api/embed", {"model": smol, "input": [marker]}),
+        ("/api/tokenize", {"model": smol, "content": marker}),
+        ("/v1/chat/completions", {"model": smol, "messages": chat, "max_tokens": 8}),
+        ("/v1/completions", {"model": smol, "prompt": marker, "max_tokens": 8}),
+        ("/v1/messages", {"model": smol, "max_tokens": 8, "system": marker,
+                          "messages": chat[1:]}),
+        ("/v1/responses", {"model": smol, "input": marker, "max_output_tokens": 8}),
+        # failures: a bad option, a bad image, a body that is not JSON
+        ("/api/generate", {"model": smol, "prompt": marker, "options": {"num_predict": "x"}}),
+        ("/api/chat", {"model": smol, "messages": [{"role": "user", "content": marker,
+                                                     "images": [marker]}]}),
+    ]
+    for path, body in calls:
+        r = httpx.post(server.url + path, json=body, timeout=TIMEOUT)
+        assert r.status_code < 500, (path, r.text)
+    assert marker in httpx.post(server.url + "/api/chat", json=calls[3][1],
+                                timeout=TIMEOUT).json()["message"]["content"]
+    httpx.post(f"{server.url}/api/chat", content=f"{{{marker}".encode(), timeout=TIMEOUT)
+    made = httpx.post(f"{server.url}/api/conversations", json={"model": smol}).json()
+    httpx.post(f"{server.url}/api/chat", json={"model": smol, "conversation": made["id"],
+                                                "messages": chat[1:], "options": quick},
+               timeout=TIMEOUT)
+    log = server.log()
+    assert "llama runner started" in log  # the requests ran and the log was written
+    assert marker not in log
