@@ -56,6 +56,16 @@ class Report:
     def latencies(self) -> list[float]:
         return sorted(o.seconds for o in self.outcomes if o.ok and o.status == 200)
 
+    def by_kind(self) -> str:
+        """p50 and slowest latency of each kind, e.g. `chat 1.2/3.4 s`."""
+        parts = []
+        for kind in sorted({o.kind for o in self.outcomes}):
+            lat = sorted(o.seconds for o in self.outcomes
+                         if o.kind == kind and o.ok and o.status == 200)
+            if lat:
+                parts.append(f"{kind} {percentile(lat, 50):.1f}/{lat[-1]:.1f} s")
+        return ", ".join(parts)
+
     def summary(self) -> str:
         lat = self.latencies()
         kinds = Counter(o.kind for o in self.outcomes if o.status == 200 and o.ok)

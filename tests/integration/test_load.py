@@ -46,6 +46,7 @@ def unload(server: Server) -> None:
 
 def check(report: Report, total: int) -> None:
     print(report.summary())
+    print(f"  p50/slowest by kind: {report.by_kind()}")
     assert report.failures == [], report.failures[:5]
     assert len(report.outcomes) == total
     assert report.count(200) + report.count(503) == total
@@ -118,6 +119,7 @@ def test_streaming_clients_that_vanish_free_their_slots(busy):
 
 
 @pytest.mark.long
+@pytest.mark.timeout(1800)
 def test_200_requests_from_50_clients(busy):
     unload(busy)
     cold = run_load(busy.url, MODEL, total=50, clients=50, timeout=TIMEOUT)
@@ -128,6 +130,7 @@ def test_200_requests_from_50_clients(busy):
 
 
 @pytest.mark.long
+@pytest.mark.timeout(3600)
 def test_memory_returns_to_its_baseline_over_1000_requests(busy):
     """RSS of the server and of its runner after a warm-up, then after 1,000 more requests:
     printed, and bounded generously (a leak of a few KB a request would pass; a runaway
