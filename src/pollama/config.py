@@ -285,6 +285,7 @@ class Config:
         elif kv not in UNQUANTIZED_KV_CACHE_TYPES and self.flash_attention is False:
             errors.append(f"OLLAMA_KV_CACHE_TYPE={kv} needs flash attention, but "
                           "OLLAMA_FLASH_ATTENTION turns it off: unset one of them")
+        errors += origin_problems(self.origins)
         if self.api_keys_error:
             errors.append(self.api_keys_error)
         elif not self.api_keys and not self.allow_insecure and not self.host.is_loopback:
@@ -293,6 +294,25 @@ class Config:
                           "OLLAMA_API_KEYS (or OLLAMA_API_KEYS_FILE), or OLLAMA_ALLOW_INSECURE=1 "
                           "to serve without authentication")
         return errors
+
+
+# An OLLAMA_ORIGINS entry without a wildcard must name one of these schemes (gin-contrib/cors
+# with browser extensions allowed, as Ollama configures it; Ollama does not start otherwise).
+ORIGIN_SCHEMES = ("http://", "https://", "chrome-extension://", "safari-extension://",
+                  "moz-extension://", "ms-browser-extension://")
+
+
+def origin_problems(origins: tuple[str, ...]) -> list[str]:
+    """Why OLLAMA_ORIGINS entries cannot work, one sentence each (empty: all fine)."""
+    problems = []
+    for origin in origins:
+        if origin.count("*") > 1:
+            problems.append(f"OLLAMA_ORIGINS entry {origin!r} has more than one '*': only one "
+                            "is allowed")
+        elif "*" not in origin and not origin.lower().startswith(ORIGIN_SCHEMES):
+            problems.append(f"OLLAMA_ORIGINS entry {origin!r} is not an origin: give its scheme "
+                            f"(e.g. http://{origin}) or use a '*' wildcard")
+    return problems
 
 
 def _api_keys(env: dict[str, str]) -> tuple[tuple[str, ...], str]:

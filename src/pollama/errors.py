@@ -11,8 +11,10 @@
     │   └── EmbeddingError       400 an input or vector /api/embed cannot serve (EMB-03/04)
     ├── NotFound                 404
     │   └── ModelNotFound        404 "model '<m>' not found"
+    ├── BodyTooLarge             413 a JSON request body over the limit
     ├── QueueFull                503 too many pending requests
     └── StorageError             500 the model store could not be written (e.g. disk full)
+        └── UnsafeBlob           500 a blob is a symbolic link out of the models directory
 
 The API maps them to `{"error": message}` in one exception handler (server/app.py); the CLI
 prints `Error: <message>`.
@@ -93,6 +95,12 @@ class ModelNotFound(NotFound):
         self.model = model
 
 
+class BodyTooLarge(PollamaError):
+    """A request body beyond what the server reads into memory (files go through /api/blobs)."""
+
+    status = 413
+
+
 class QueueFull(PollamaError):
     status = 503
 
@@ -111,3 +119,8 @@ class ClientGone(PollamaError):
 
 class StorageError(PollamaError):
     status = 500
+
+
+class UnsafeBlob(StorageError):
+    """A blob name that is a symbolic link leading out of the models directory: never followed,
+    so a planted link cannot make the server read, serve or overwrite a file elsewhere."""

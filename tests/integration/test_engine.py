@@ -453,3 +453,37 @@ def test_stream_false_holds_the_text_until_the_end(loop, runner):
     assert held == streamed
     assert held_chunks[0]["logprobs"] == [lp for c in chunks for lp in c["logprobs"]]
     assert held_done["eval_count"] == done["eval_count"] == 24
+
+
+def test_an_embed_waiting_for_a_slot_goes_before_later_completions(loop, small):
+    """A generative runner embeds in free slots. With the only slot busy, an embed request and
+    then a completion arrive: the embed is served first (arrival order), so completions that
+    keep the queue full cannot starve it."""
+    events: list[str] = []
+
+    async def scenario() -> None:
+        first = small.completion({"prompt": STORY, "options": dict(GREEDY, num_predict=24)})
+        await anext(first)  # the slot is taken
+
+        async def finish_first() -> None:
+            async for chunk in first:
+                if chunk.get("done"):
+                    events.append("first done")
+
+        async def embed() -> None:
+            await small.embed(["Embed me while the slot is busy."])
+            events.append("embed")
+
+        async def later() -> None:
+            request = {"prompt": CHAT.format("Hi"), "options": dict(GREEDY, num_predict=4)}
+            async for chunk in small.completion(request):
+                events.append("later done" if chunk.get("done") else "later text")
+
+        tasks = [asyncio.create_task(finish_first()), asyncio.create_task(embed())]
+        await asyncio.sleep(0)  # the embed request is sent before the next completion
+        tasks.append(asyncio.create_task(later()))
+        await asyncio.wait_for(asyncio.gather(*tasks), 300)
+
+    loop.run_until_complete(scenario())
+    assert events.index("first done") < events.index("embed") < events.index("later text"), \
+        events

@@ -326,9 +326,38 @@ def test_model_output_never_becomes_markup(browser: Any, server: Server, smol: s
     expect(content.locator("strong")).to_have_text("bold")  # Markdown still renders
     assert content.locator("img, script").count() == 0
     assert "<img src=x onerror=window.__xss=1>" in content.inner_text()
+    assert "<script>window.__xss=2</script>" in content.inner_text()
     assert content.locator("a").get_attribute("href") is None
     content.locator("a").click()
     assert page.evaluate("window.__xss") is None
+    assert page.errors == []
+    page.context.close()
+    api(server, "DELETE", f"/api/conversations/{made['id']}")
+
+
+def test_streamed_html_and_the_users_own_html_are_shown_as_text(browser: Any, server: Server,
+                                                                smol: str):
+    """The same, live: the page streams an answer a stored grammar forces to hold a script, an
+    image with a handler and Markdown; the user's message holds HTML too. All of it is text."""
+    answer = "**bold** <script>window.__xss=2</script> <img src=x onerror=window.__xss=1>"
+    grammar = "root ::= " + json.dumps(answer)
+    made = api(server, "POST", "/api/conversations", json={
+        "model": smol, "options": {"grammar": grammar, "num_predict": 80}}).json()
+    page = open_page(browser, server.url, path=f"/ui/#/c/{made['id']}")
+    question = "<img src=y onerror=window.__xss=4><b>hi</b>"
+    send(page, question)
+    content = wait_answer(page).locator(".content")
+    expect(content.locator("strong")).to_have_text("bold")
+    assert content.locator("img, script").count() == 0
+    assert "<script>window.__xss=2</script> <img src=x onerror=window.__xss=1>" in \
+        content.inner_text()
+    mine = page.locator(".msg.user").last
+    assert mine.inner_text().strip() == question
+    assert mine.locator("img, b").count() == 0
+    assert page.locator("#messages img, #messages script, .conv img").count() == 0
+    assert page.evaluate("window.__xss") is None
+    stored = api(server, "GET", f"/api/conversations/{made['id']}").json()["messages"]
+    assert [m["content"] for m in stored] == [question, answer]
     assert page.errors == []
     page.context.close()
     api(server, "DELETE", f"/api/conversations/{made['id']}")

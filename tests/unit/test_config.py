@@ -76,3 +76,17 @@ def test_defaults_and_env_parsing(tmp_path):
     assert config.origins == ("a.com", "b.com")
     assert config.go_template is False and config.debug == 2 and config.nohistory is False
     assert Config.from_env({"HOME": str(tmp_path), "OLLAMA_KEEP_ALIVE": "600"}).keep_alive == 600
+
+
+def test_origins_that_cannot_match_are_serve_errors(tmp_path):
+    """gin-contrib/cors (Ollama) refuses to start on an origin without a scheme or with two
+    wildcards; pollama says which entry and how to fix it."""
+    def problems(origins: str) -> list[str]:
+        return Config.from_env({"HOME": str(tmp_path), "OLLAMA_ORIGINS": origins}).serve_errors()
+
+    assert problems("http://a.com, https://*.b.com,chrome-extension://id,moz-extension://*,*") \
+        == []
+    assert problems("a.com") == ["OLLAMA_ORIGINS entry 'a.com' is not an origin: give its "
+                                 "scheme (e.g. http://a.com) or use a '*' wildcard"]
+    assert problems("http://*.a.*") == ["OLLAMA_ORIGINS entry 'http://*.a.*' has more than one "
+                                        "'*': only one is allowed"]

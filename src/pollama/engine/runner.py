@@ -28,6 +28,7 @@ import argparse
 import bisect
 import collections
 import ctypes
+import itertools
 import os
 import queue
 import signal
@@ -80,7 +81,7 @@ _now = time.perf_counter_ns
 class Request:
     """One completion: its prompt, sampler chain, output so far and timings."""
 
-    __slots__ = ("cached", "chain", "eval_ns", "fill_context", "generated", "held",
+    __slots__ = ("arrival", "cached", "chain", "eval_ns", "fill_context", "generated", "held",
                  "held_logprobs", "id", "images", "last_piece", "logprobs", "next_image",
                  "num_keep", "num_predict", "prompt", "prompt_ns", "repeats", "sampler", "shift",
                  "stream", "top_logprobs", "truncated", "vision")
@@ -90,6 +91,7 @@ class Request:
                  vision: VisionPrompt | None = None, images: list[ImageSpan] | None = None,
                  ) -> None:
         self.id = rid
+        self.arrival = 0  # the runner's count of requests when this one came (serving order)
         self.prompt = prompt
         self.vision = vision  # owns the image chunks (freed by close)
         self.images = images or []  # in prompt order, after truncation
@@ -125,10 +127,11 @@ class Request:
 class EmbedJob:
     """One embed request on a generative runner: its inputs' tokens and the vectors so far."""
 
-    __slots__ = ("id", "inputs", "n_tokens", "vectors")
+    __slots__ = ("arrival", "id", "inputs", "n_tokens", "vectors")
 
     def __init__(self, rid: Any, inputs: list[list[int]]) -> None:
         self.id = rid
+        self.arrival = 0  # as Request.arrival
         self.inputs = inputs
         self.vectors: list[list[float] | None] = [None] * len(inputs)
         self.n_tokens = sum(len(t) for t in inputs)
@@ -213,6 +216,7 @@ class Runner:
         # Embed requests waiting for free slots: (job, index of its next input to embed).
         self.embeds: collections.deque[tuple[EmbedJob, int]] = collections.deque()
         self.running = True
+        self._arrivals = itertools.count(1)  # numbers requests and embed jobs as they come
         self._clock = 0
         self._prompt_cap = self.n_batch
         self._emit: list[tuple[Any, str, list[dict[str, Any]] | None]] = []  # this step's text
@@ -391,8 +395,9 @@ class Runner:
                 vision.close()
             self._error(rid, str(e) or type(e).__name__)
             return
-        self.queue.append(Request(rid, tokens, params, chain, truncated, msg.get("stream"),
-                                  vision, images))
+        req = Request(rid, tokens, params, chain, truncated, msg.get("stream"), vision, images)
+        req.arrival = next(self._arrivals)
+        self.queue.append(req)
 
     def _fit(self, tokens: list[int], params: GenerationParams,
              images: list[ImageSpan]) -> tuple[list[int], bool, list[ImageSpan]]:
@@ -458,6 +463,7 @@ class Runner:
             if not self.model.options.embedding:
                 # A generative runner embeds in its free slots, between generation steps.
                 job = EmbedJob(rid, [self.model.embed_tokens(t, truncate) for t in texts])
+                job.arrival = next(self._arrivals)
                 if not texts:
                     self.outbox.send({"id": rid, "embeddings": [], "prompt_eval_count": 0})
                     return
@@ -823,6 +829,10 @@ class Runner:
         """Give queued requests the free slot whose cache shares the longest prefix."""
         free = [s for s in self.slots if s.request is None]
         while self.queue and free:
+            # An embed request that came first takes the free slots before later completions
+            # (`_embed_step`, next): a queue that completions keep full must not starve it.
+            if self.embeds and self.embeds[0][0].arrival < self.queue[0].arrival:
+                break
             req = self.queue.popleft()
             best, best_len = free[0], -1
             for slot in free:

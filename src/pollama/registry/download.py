@@ -254,7 +254,7 @@ class BlobDownload:
         self.insecure = origin.insecure
         self.authorization = origin.authorization  # saves a 401 round trip per blob
         self.digest = digest
-        self.path = store.blobs.path(digest)
+        self.path = store.blobs.name_path(digest)  # a link out of the store is replaced
         self.partial = Path(f"{self.path}-partial")
         self.total = size_hint
         self.parts: list[Part] = []
@@ -373,7 +373,8 @@ class BlobDownload:
             path.unlink(missing_ok=True)
 
     async def _download(self, client: RegistryClient) -> None:
-        self._fd = os.open(self.partial, os.O_RDWR | os.O_CREAT, 0o644)
+        # O_NOFOLLOW: a link planted under the partial file's name is never written through
+        self._fd = os.open(self.partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             cursor = ChunkCursor(self.parts)
             _size_sparsely(self._fd, self.total, cursor.remaining)
@@ -539,7 +540,7 @@ class BlobDownload:
         end has little left to do."""
         h = hashlib.sha256()
         buffer = memoryview(bytearray(HASH_BLOCK))
-        fd = os.open(self.partial, os.O_RDONLY)
+        fd = os.open(self.partial, os.O_RDONLY | os.O_NOFOLLOW)
         nap = HASH_NAP
         try:
             pos = 0
@@ -652,11 +653,11 @@ _active: dict[str, BlobDownload] = {}
 async def download_blob(store: Store, client: RegistryClient, digest: str, size: int, *,
                         progress: Progress) -> bool:
     """Make sure the blob is in the store; returns True when it already was (a cache hit)."""
-    path = store.blobs.path(digest)
+    path = store.blobs.name_path(digest)
     key = str(path)
     loop = asyncio.get_running_loop()
     while True:
-        if path.is_file():
+        if store.blobs.exists(digest):
             have = path.stat().st_size
             progress(transfer("pulling", digest, have, have))
             return True

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import re
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +24,7 @@ from pollama.inference.scheduler import StartRunner
 from pollama.inference.service import Inference
 from pollama.server.anthropic import routes as anthropic_routes
 from pollama.server.auth import APIKeyGuard
+from pollama.server.limits import BodyLimit
 from pollama.server.metrics import Metrics, RequestCounter
 from pollama.server.native import conversations as conversation_routes
 from pollama.server.native import embed as embed_routes
@@ -37,6 +35,7 @@ from pollama.server.native import transfer as transfer_routes
 from pollama.server.native.transfer import pull_for_create
 from pollama.server.openai import router as openai_router
 from pollama.server.openapi import document as openapi_document
+from pollama.server.origins import CORS, HostGuard
 from pollama.server.state import ServerState
 from pollama.server.web import BrowserRedirect
 from pollama.server.web import install as install_page
@@ -44,52 +43,11 @@ from pollama.store import Store
 
 log = logging.getLogger("pollama.server")
 
-_BUILTIN_ORIGINS = [
-    "http://localhost", "https://localhost", "http://localhost:*", "https://localhost:*",
-    "http://127.0.0.1", "https://127.0.0.1", "http://127.0.0.1:*", "https://127.0.0.1:*",
-    "http://0.0.0.0", "https://0.0.0.0", "http://0.0.0.0:*", "https://0.0.0.0:*",
-    "app://*", "file://*", "tauri://*", "vscode-webview://*", "vscode-file://*",
-]
-_CORS_HEADERS = [
-    "Authorization", "Content-Type", "User-Agent", "Accept", "X-Requested-With", "OpenAI-Beta",
-    "x-stainless-arch", "x-stainless-async", "x-stainless-custom-poll-interval",
-    "x-stainless-helper-method", "x-stainless-lang", "x-stainless-os",
-    "x-stainless-package-version", "x-stainless-poll-helper", "x-stainless-retry-count",
-    "x-stainless-runtime", "x-stainless-runtime-version", "x-stainless-timeout",
-    "x-api-key", "anthropic-version",  # beyond Ollama: the Anthropic SDK's key header
-]
-
-
-def _origin_regex(origins: list[str]) -> str:
-    parts = [re.escape(o).replace(r"\*", ".*") for o in origins]
-    return "^(" + "|".join(parts) + ")$"
-
-
 def _is_loopback_bind(host: str) -> bool:
     try:
         return ipaddress.ip_address(host or "0.0.0.0").is_loopback
     except ValueError:
         return host == "localhost"
-
-
-def allowed_host(host: str) -> bool:
-    """Ollama's DNS-rebinding guard (spec API-09) for a server bound to loopback."""
-    if not host:
-        return True
-    if host.startswith("["):
-        host = host[1:].split("]")[0]
-    elif host.count(":") == 1:
-        host = host.rsplit(":", 1)[0]
-    host = host.lower()
-    if host == "localhost" or host == socket.gethostname().lower():
-        return True
-    if host.endswith((".localhost", ".local", ".internal")):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private or ip.is_unspecified or ip.is_link_local
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> str:
@@ -165,26 +123,18 @@ def create_app(config: Config, *, prune: bool = True,
         log.exception("unexpected error")
         return JSONResponse({"error": str(err) or type(err).__name__}, status_code=500)
 
-    # Middleware, innermost first: the browser's redirect to the page, keys, the Host guard,
-    # CORS (so a 401 still carries CORS headers a browser can read), and the request counter
-    # around everything.
+    # Middleware, innermost first: the body size limit, the browser's redirect to the page,
+    # keys, the Host guard, CORS (so a 401 still carries CORS headers a browser can read; a
+    # foreign origin is refused before anything else runs), and the request counter around
+    # everything.
+    app.add_middleware(BodyLimit)
     app.add_middleware(BrowserRedirect)
     if config.api_keys:
         app.add_middleware(APIKeyGuard, keys=config.api_keys)
 
     if _is_loopback_bind(config.host.host):
-        @app.middleware("http")
-        async def _host_guard(request: Request, call_next: Any) -> Response:
-            if not allowed_host(request.headers.get("host", "")):
-                return Response(status_code=403)
-            return await call_next(request)
-
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origin_regex=_origin_regex([*config.origins, *_BUILTIN_ORIGINS]),
-        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-        allow_headers=_CORS_HEADERS,
-    )
+        app.add_middleware(HostGuard)
+    app.add_middleware(CORS, origins=config.origins)
     if server.metrics is not None:
         app.add_middleware(RequestCounter, metrics=server.metrics)
         metrics = server.metrics

@@ -3,6 +3,11 @@
 A blob only becomes visible under its digest name after its bytes were hashed, found equal to
 the digest, flushed and fsynced: writers stream into a temp file in the same directory, then
 `os.replace` it. A crash or a full disk leaves at most a temp file, which pruning removes.
+
+A blob name that is a symbolic link leading out of the models directory is never followed: the
+blob counts as missing (so an upload, pull or import writes it afresh, replacing the link, never
+the file it points at), and reading or serving it is an `UnsafeBlob` error naming it. Links
+within the models directory are followed as usual.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from pollama.errors import BadRequest, DigestMismatch, NotFound, StorageError
+from pollama.errors import BadRequest, DigestMismatch, NotFound, StorageError, UnsafeBlob
 
 _DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})")
 _BLOB_FILE = re.compile(r"sha256-[0-9a-f]{64}")
@@ -86,8 +91,8 @@ class BlobWriter:
         if self.expected is not None and digest != self.expected:
             self.abort()
             raise DigestMismatch(f'digest mismatch, expected "{self.expected}", got "{digest}"')
-        final = self._blobs.path(digest)
-        created = not final.exists()
+        final = self._blobs.name_path(digest)
+        created = not final.exists() or self._blobs.escapes(final)
         if created:
             os.chmod(self.temp_path, 0o644)
             os.replace(self.temp_path, final)
@@ -129,12 +134,30 @@ class Blobs:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def path(self, digest: str) -> Path:
-        """File path of a digest (`sha256:<hex>` or `sha256-<hex>`)."""
+    def name_path(self, digest: str) -> Path:
+        """Where a digest's blob is named, link or not: for replacing or removing that name."""
         return self.root / require_digest(digest).replace(":", "-")
 
+    def escapes(self, path: Path) -> bool:
+        """Whether `path` is a symbolic link whose target lies outside the models directory."""
+        if not path.is_symlink():
+            return False
+        return not path.resolve().is_relative_to(self.root.parent.resolve())
+
+    def path(self, digest: str) -> Path:
+        """File path of a digest (`sha256:<hex>` or `sha256-<hex>`) to read; a link out of the
+        models directory raises UnsafeBlob."""
+        path = self.name_path(digest)
+        if self.escapes(path):
+            raise UnsafeBlob(f"blob {path.name} is a symbolic link to {path.resolve()}, outside "
+                             f"the models directory {self.root.parent}: pollama does not follow "
+                             "it; remove the link, or pull or create the model again")
+        return path
+
     def exists(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        """Whether the blob is here to read (a link out of the models directory is not)."""
+        path = self.name_path(digest)
+        return path.is_file() and not self.escapes(path)
 
     def size(self, digest: str) -> int:
         try:
@@ -163,7 +186,7 @@ class Blobs:
     def adopt(self, path: Path, digest: str) -> None:
         """Give a file that its writer has already hashed, found equal to `digest` and
         fsynced (a finished download) its blob name; it must be in the blobs directory."""
-        final = self.path(digest)
+        final = self.name_path(digest)
         if path.parent != final.parent:
             raise ValueError(f"{path} is not in {final.parent}")
         os.chmod(path, 0o644)
@@ -219,7 +242,7 @@ class Blobs:
         return self.read_bytes(digest).decode("utf-8", errors="replace")
 
     def remove(self, digest: str) -> None:
-        self.path(digest).unlink(missing_ok=True)
+        self.name_path(digest).unlink(missing_ok=True)
 
     def digests(self) -> Iterator[str]:
         if not self.root.is_dir():

@@ -15,6 +15,7 @@ is one, else prefixed to it; `media_prompt` turns the rendered tags into the run
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,10 +164,12 @@ async def fit_messages(template: PromptTemplate, messages: list[dict[str, Any]],
         dropped = sum(1 for m in messages[:start] if m.get("role") != "system")
         return Fitted(template.render(tagged, tools=tools, think=think), dropped, images)
 
+    # Rendering runs in a worker thread: a slow template (long history, or one a hostile GGUF
+    # brought) must not stall every other request on the event loop.
     if not truncate or len(messages) <= 1:
-        return window(0)
+        return await asyncio.to_thread(window, 0)
     for start in range(len(messages)):
-        candidate = window(start)
+        candidate = await asyncio.to_thread(window, start)
         if await count_tokens(candidate.prompt, candidate.images) <= num_ctx:
             return candidate
-    return window(len(messages) - 1)
+    return await asyncio.to_thread(window, len(messages) - 1)
