@@ -12,6 +12,7 @@
     ├── NotFound                 404
     │   └── ModelNotFound        404 "model '<m>' not found"
     ├── QueueFull                503 too many pending requests
+    ├── ServerShuttingDown       503 the server stopped while the request was in progress
     └── StorageError             500 the model store could not be written (e.g. disk full)
 
 The API maps them to `{"error": message}` in one exception handler (server/app.py); the CLI
@@ -111,3 +112,12 @@ class ClientGone(PollamaError):
 
 class StorageError(PollamaError):
     status = 500
+
+
+class ServerShuttingDown(PollamaError):
+    """`pollama serve` was told to stop (SIGINT/SIGTERM) while this request was in progress."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down")

@@ -22,6 +22,7 @@ from pollama.server.anthropic.request import translate
 from pollama.server.anthropic.response import to_message
 from pollama.server.anthropic.stream import StreamConverter, message_stream_response
 from pollama.server.state import ServerState, State
+from pollama.server.streaming import collect
 
 log = logging.getLogger("pollama.api.anthropic")
 
@@ -55,7 +56,7 @@ async def _messages(request: Request, server: ServerState, request_id: str) -> R
     native = server.inference.chat(chat)
     stops = (chat.options or {}).get("stop") or []
     if not translated.stream:
-        collapsed = collapse_chat([chunk async for chunk in native])
+        collapsed = collapse_chat(await collect(native))
         return JSONResponse(to_message(collapsed, message_id, chat.model,
                                        omit_thinking=translated.omit_thinking,
                                        stop_sequences=stops),
