@@ -13,7 +13,8 @@
     │   └── ModelNotFound        404 "model '<m>' not found"
     ├── QueueFull                503 too many pending requests
     ├── ServerShuttingDown       503 the server stopped while the request was in progress
-    └── StorageError             500 the model store could not be written (e.g. disk full)
+    ├── StorageError             500 the model store could not be written (e.g. disk full)
+    └── DamagedModel             500 a stored model's weights file is missing or unreadable
 
 The API maps them to `{"error": message}` in one exception handler (server/app.py); the CLI
 prints `Error: <message>`.
@@ -121,3 +122,8 @@ class ServerShuttingDown(PollamaError):
 
     def __init__(self) -> None:
         super().__init__("the server is shutting down")
+
+
+class DamagedModel(PollamaError):
+    """A stored model whose weights file is gone or no longer a valid GGUF (a damaged disk, a
+    file changed behind the server's back): it cannot run until pulled or created again."""

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -24,7 +25,14 @@ import httpx
 import pytest
 
 from pollama.engine.errors import RUNNER_CRASHED
-from tests.faults import cpu_seconds, runner_pids, wait_for
+from tests.faults import (
+    check_store,
+    cpu_seconds,
+    gguf_layout,
+    patched,
+    runner_pids,
+    wait_for,
+)
 from tests.helpers import Server, create_from_gguf
 from tests.vision import solid_png, write_vision_model
 
@@ -188,3 +196,153 @@ def test_runner_killed_while_encoding_an_image(srv, tmp_path):
                                               "images": [picture]}]})
     assert r.status_code == 200, r.text
     unload_all(srv)
+
+
+# -- damaged GGUF files ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory) -> Path:
+    """A small, valid Llama GGUF (tests/vision.py's text model, SmolLM2's tokenizer)."""
+    text, _projector = write_vision_model(tmp_path_factory.mktemp("tiny"))
+    return text
+
+
+def damaged(good: Path, how: str) -> bytes:
+    data = good.read_bytes()
+    layout = gguf_layout(good)
+    first_tensor = next(iter(layout.tensor_offset_at))
+    if how == "truncated":
+        return data[:len(data) // 2]
+    if how == "wrong magic":
+        return b"GGUG" + data[4:]
+    if how == "tensor offset past the end":
+        return patched(data, layout.tensor_offset_at[first_tensor], 1 << 40)
+    if how == "huge key/value count":
+        return patched(data, layout.n_kv_at, 1 << 62)
+    if how == "huge tensor count":
+        return patched(data, layout.n_tensors_at, 1 << 62)
+    if how == "huge string length":
+        return patched(data, layout.first_key_length_at, 1 << 62)
+    if how == "huge array count":
+        return patched(data, layout.array_count_at["tokenizer.ggml.tokens"], 1 << 40)
+    if how == "array count beyond the file":
+        return patched(data, layout.array_count_at["tokenizer.ggml.tokens"], 1 << 25)
+    raise ValueError(how)
+
+
+DAMAGE = {
+    "truncated": r'invalid GGUF file: tensor "[^"]+" offset\+size \(\d+\) exceeds file size '
+                 r"\(\d+\)",
+    "wrong magic": r"supplied file was not in GGUF format",
+    "tensor offset past the end": r'invalid GGUF file: tensor "token_embd.weight" '
+                                  r"offset\+size \(\d{13,}\) exceeds file size \(\d+\)",
+    "huge key/value count": r"invalid GGUF file: GGUF key/value count 4611686018427387904 "
+                            r"does not fit in the file \(\d+ bytes\)",
+    "huge tensor count": r"invalid GGUF file: GGUF tensor count 4611686018427387904 does not "
+                         r"fit in the file \(\d+ bytes\)",
+    "huge string length": r"invalid GGUF file: GGUF string length 4611686018427387904 exceeds "
+                          r"maximum 16777216",
+    "huge array count": r"invalid GGUF file: GGUF array size 1099511627776 exceeds maximum "
+                        r"67108864",
+    "array count beyond the file": r"invalid GGUF file: GGUF array count 33554432 does not "
+                                   r"fit in the file \(\d+ bytes\)",
+}
+
+
+@pytest.mark.parametrize("how", list(DAMAGE))
+def test_create_refuses_a_damaged_gguf(srv, tiny_gguf, tmp_path, how):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(damaged(tiny_gguf, how))
+    before = check_store(srv.models)
+    digest = "sha256:" + hashlib.sha256(bad.read_bytes()).hexdigest()
+    upload = httpx.post(f"{srv.url}/api/blobs/{digest}", content=bad.read_bytes(),
+                        timeout=TIMEOUT)
+    assert upload.status_code == 201
+    r = post(srv, "/api/create", {"model": "damaged", "files": {"bad.gguf": digest},
+                                  "stream": False})
+    assert r.status_code == 400, r.text
+    assert re.fullmatch(DAMAGE[how], r.json()["error"]), r.json()["error"]
+    after = check_store(srv.models)
+    assert after.problems == [] and after.leftovers == []
+    assert after.manifests == before.manifests  # no model was made
+    assert after.blobs == before.blobs | {digest}  # the upload stays, unused, as in Ollama
+    answers(srv, "smol")  # the server serves on
+
+
+def test_cli_create_from_a_damaged_gguf_says_why(srv, tiny_gguf, tmp_path):
+    bad = tmp_path / "cut.gguf"
+    bad.write_bytes(damaged(tiny_gguf, "huge key/value count"))
+    (tmp_path / "Modelfile").write_text(f"FROM {bad}\n")
+    made = srv.cli("create", "damaged", "-f", str(tmp_path / "Modelfile"))
+    assert made.returncode == 1
+    assert re.search(r"^Error: invalid GGUF file: GGUF key/value count \d+ does not fit in the "
+                     r"file", made.stderr, re.M), made.stderr
+    assert "damaged" not in srv.cli("list").stdout
+
+
+def test_a_gguf_damaged_on_disk_after_create_fails_at_load(smollm2_path, tiny_gguf, tmp_path):
+    """The blob of a created model is cut short behind the server's back (a bad disk, a copy
+    gone wrong): loading it is a clear error; other models are untouched."""
+    server = Server(extra_env={"OLLAMA_REPACK": "0"}).start()
+    try:
+        create_from_gguf(server, "smol", smollm2_path)
+        create_from_gguf(server, "victim", tiny_gguf)
+        answers(server, "victim")
+        unload_all(server)
+        digest = "sha256:" + hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+        blob = server.models / "blobs" / digest.replace(":", "-")
+        os.truncate(blob, blob.stat().st_size // 2)
+        # The running server knew the file whole: llama.cpp finds the damage when it loads.
+        r = post(server, "/api/generate", {"model": "victim", "prompt": "Hi"})
+        assert r.status_code == 500 and r.json()["error"] == (
+            "llama runner process has terminated: exit status 1: error loading model: tensor "
+            "'token_embd.weight' data is not within the file bounds, model is corrupted or "
+            "incomplete")
+        # A server started since reads the header first, and says so in every dialect.
+        server.restart()
+        damaged = (f'model "victim" cannot be loaded: its weights file {blob.name} is damaged '
+                   r'\(tensor "[^"]+" offset\+size \(\d+\) exceeds file size \(\d+\)\); remove '
+                   "it and pull or create it again")
+        for path in ("/api/generate", "/api/chat", "/api/embed", "/v1/chat/completions"):
+            r = post(server, path, {"model": "victim", "prompt": "Hi", "input": "Hi",
+                                    "messages": [{"role": "user", "content": "Hi"}]})
+            assert r.status_code == 500, r.text
+            error = r.json()["error"]
+            assert re.fullmatch(damaged, error if isinstance(error, str) else error["message"])
+        answers(server, "smol")
+        size = tiny_gguf.stat().st_size
+        assert check_store(server.models).problems == [  # what the helper is for
+            f"blob {blob.name} does not hash to its name",
+            f"manifest registry.ollama.ai/library/victim/latest: blob {digest} has {size // 2} "
+            f"bytes, not {size}"]
+        # Gone altogether: as clear.
+        blob.unlink()
+        r = post(server, "/api/generate", {"model": "victim", "prompt": "Hi"})
+        assert r.status_code == 500 and r.json()["error"] == (
+            f'model "victim" cannot be loaded: its weights file {blob.name} is missing; remove '
+            "it and pull or create it again")
+        # Put right (created again from the good file), it runs.
+        create_from_gguf(server, "victim", tiny_gguf)
+        answers(server, "victim")
+        assert "Traceback" not in server.log()
+    finally:
+        server.cleanup()
+
+
+def test_an_architecture_llama_cpp_cannot_load_fails_at_load(srv, tiny_gguf, tmp_path):
+    """A well-formed GGUF whose architecture llama.cpp does not know: created (as Ollama does),
+    then refused by the runner with llama.cpp's reason."""
+    data = tiny_gguf.read_bytes()
+    assert data.count(b"llama") >= 1
+    odd = tmp_path / "odd.gguf"
+    at = data.index(b"general.architecture") + len(b"general.architecture") + 4 + 8
+    assert data[at:at + 5] == b"llama"
+    odd.write_bytes(data[:at] + b"llamx" + data[at + 5:])
+    create_from_gguf(srv, "odd", odd)
+    r = post(srv, "/api/generate", {"model": "odd", "prompt": "Hi", "stream": False})
+    assert r.status_code == 500
+    assert r.json()["error"] == ("llama runner process has terminated: exit status 1: error "
+                                 "loading model: unknown model architecture: 'llamx'")
+    answers(srv, "smol")
+    assert check_store(srv.models).problems == []
