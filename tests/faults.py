@@ -30,9 +30,9 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -267,16 +267,23 @@ def make_old(paths: list[Path], seconds: float = 2 * 3600) -> None:
         os.utime(path, (when, when))
 
 
-def conversation_db(db: Path) -> tuple[str, list[tuple[str, str, str]]]:
-    """`PRAGMA integrity_check` of a conversation database and its messages
-    (conversation id, role, content) in order."""
-    conn = sqlite3.connect(db)  # as the server opens it: recovers a WAL a kill left behind
-    try:
-        integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        rows = conn.execute("SELECT conversation_id, role, content FROM messages "
-                            "ORDER BY conversation_id, id").fetchall()
-    finally:
-        conn.close()
+_DB_CHECK = """
+import json, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1])  # as the server opens it: recovers a WAL a kill left
+integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+rows = conn.execute("SELECT conversation_id, role, content FROM messages "
+                    "ORDER BY conversation_id, id").fetchall()
+print(json.dumps([integrity, rows]))
+"""
+
+
+def conversation_db(db: Path, launcher: tuple[str, ...] = ()) -> tuple[str, list[tuple[str, ...]]]:
+    """`PRAGMA integrity_check` of a conversation database and its messages (conversation id,
+    role, content) in order. Run in a process of its own, with `launcher` where the database
+    lies on a test's mount (SQLite resolves the `/proc/<pid>/root` link a view goes through)."""
+    done = subprocess.run([*launcher, sys.executable, "-c", _DB_CHECK, str(db)],
+                          capture_output=True, text=True, check=True)
+    integrity, rows = json.loads(done.stdout)
     return integrity, [tuple(row) for row in rows]
 
 

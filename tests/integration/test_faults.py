@@ -17,7 +17,6 @@ import os
 import re
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,12 @@ import pytest
 
 from pollama.engine.errors import RUNNER_CRASHED
 from tests.faults import (
+    Mounts,
     check_store,
+    conversation_db,
     cpu_seconds,
+    fill,
+    free_bytes,
     gguf_layout,
     patched,
     runner_pids,
@@ -346,3 +349,154 @@ def test_an_architecture_llama_cpp_cannot_load_fails_at_load(srv, tiny_gguf, tmp
                                  "loading model: unknown model architecture: 'llamx'")
     answers(srv, "smol")
     assert check_store(srv.models).problems == []
+
+
+# -- a read-only models folder, a full disk ---------------------------------------------------
+
+
+def blob_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def upload(server: Server, path: Path) -> httpx.Response:
+    return httpx.post(f"{server.url}/api/blobs/{blob_digest(path)}", content=path.read_bytes(),
+                      timeout=TIMEOUT)
+
+
+def error_of(r: httpx.Response) -> str:
+    assert r.status_code == 500, r.text
+    return r.json()["error"]
+
+
+@pytest.fixture
+def other_gguf(tmp_path) -> Path:
+    """A second small GGUF, with other weights (so other blobs) than `tiny_gguf`."""
+    text, _projector = write_vision_model(tmp_path / "other", seed=1)
+    return text
+
+
+@pytest.fixture
+def mounts():
+    made = Mounts()
+    yield made
+    made.close()
+
+
+def in_registry(server: Server, registry, gguf_file: Path, name: str) -> str:
+    """A model pushed to the test registry and removed here: pulling it writes new blobs."""
+    remote = f"{registry.host}/test/{name}"
+    create_from_gguf(server, remote, gguf_file)
+    pushed = server.cli("push", remote, "--insecure")
+    assert pushed.returncode == 0, pushed.stderr
+    assert server.cli("rm", remote).returncode == 0
+    return remote
+
+
+def pull(server: Server, remote: str) -> httpx.Response:
+    return post(server, "/api/pull", {"model": remote, "insecure": True, "stream": False})
+
+
+def test_read_only_models_folder(mounts, tiny_gguf, other_gguf, registry, tmp_path):
+    server = Server(extra_env={"OLLAMA_REPACK": "0"})
+    server.launcher = mounts.launcher
+    server.models.mkdir(parents=True)
+    try:
+        server.start()
+        create_from_gguf(server, "tiny", tiny_gguf)
+        assert server.cli("cp", "tiny", "spare").returncode == 0
+        remote = in_registry(server, registry, other_gguf, "other")
+        before = check_store(server.models)
+
+        mounts.read_only(server.models)
+        read_only = "Read-only file system"
+        assert error_of(upload(server, other_gguf)) == f"could not write blob: {read_only}"
+        made = post(server, "/api/create", {"model": "brief", "from": "tiny", "stream": False,
+                                            "system": "Be brief."})
+        assert error_of(made) == f"could not write blob: {read_only}"
+        assert re.fullmatch(f"could not write blob sha256:[0-9a-f]{{64}}: {read_only}",
+                            error_of(pull(server, remote)))
+        removed = httpx.request("DELETE", f"{server.url}/api/delete", json={"model": "spare"})
+        assert error_of(removed) == f"could not remove model spare: {read_only}"
+        copied = post(server, "/api/copy", {"source": "tiny", "destination": "copy"})
+        assert error_of(copied) == f"could not write manifest: {read_only}"
+        cli = server.cli("rm", "spare")
+        assert cli.returncode == 1 and cli.stderr.strip().endswith(
+            f"Error: could not remove model spare: {read_only}")
+        # Reading and answering go on.
+        assert {m["name"] for m in httpx.get(server.url + "/api/tags").json()["models"]} == {
+            "tiny:latest", "spare:latest"}
+        assert post(server, "/api/show", {"model": "spare"}).status_code == 200
+        answers(server, "tiny")
+        after = check_store(server.models)
+        assert after == before and after.problems == [] and after.leftovers == []
+
+        mounts.read_only(server.models, False)  # writable again: the same requests succeed
+        assert upload(server, other_gguf).status_code == 201
+        assert post(server, "/api/create", {"model": "brief", "from": "tiny", "stream": False,
+                                            "system": "Be brief."}).status_code == 200
+        assert pull(server, remote).status_code == 200
+        assert httpx.request("DELETE", f"{server.url}/api/delete",
+                             json={"model": "spare"}).status_code == 200
+        assert post(server, "/api/copy", {"source": "tiny", "destination": "copy"}
+                    ).status_code == 200
+        check = check_store(server.models)
+        assert check.problems == [] and check.leftovers == []
+        assert "Traceback" not in server.log()
+    finally:
+        server.cleanup()
+
+
+def test_full_disk_during_upload_create_pull_and_conversation(mounts, tiny_gguf, other_gguf,
+                                                              registry, tmp_path):
+    """Models and the conversation database on a small disk that another writer fills up:
+    each write fails with a clear error and leaves nothing behind; the server serves on; with
+    the space back, the same requests succeed."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounts.tmpfs(disk, "64m")
+    view = mounts.view(disk)  # the disk as this test process sees it
+    server = Server(extra_env={"OLLAMA_REPACK": "0", "OLLAMA_MODELS": str(disk / "models"),
+                               "OLLAMA_CONVERSATIONS": str(disk / "pollama.db")})
+    server.launcher = mounts.launcher
+    try:
+        server.start()
+        create_from_gguf(server, "tiny", tiny_gguf)
+        remote = in_registry(server, registry, other_gguf, "other")
+        conversation = post(server, "/api/conversations", {"model": "tiny"}).json()["id"]
+        turn = {"conversation": conversation, "stream": False, "options": SHORT,
+                "messages": [{"role": "user", "content": "Hello."}]}
+        assert post(server, "/api/chat", turn).status_code == 200
+        _, messages = conversation_db(disk / "pollama.db", mounts.launcher)
+        assert len(messages) == 2
+
+        fill(view / "filler")
+        full = "no space left on device while writing blob"
+        assert error_of(upload(server, other_gguf)) == full
+        made = post(server, "/api/create", {"model": "brief", "from": "tiny", "stream": False,
+                                            "system": "Be brief."})
+        assert error_of(made) == full
+        assert error_of(pull(server, remote)).startswith(f"{full} sha256:")
+        long_turn = {**turn, "messages": [{"role": "user", "content": "word " * 300_000}]}
+        assert "database or disk is full" in error_of(post(server, "/api/chat", long_turn))
+        check = check_store(view / "models")
+        assert check.problems == [] and check.leftovers == []
+        assert set(check.manifests) == {"registry.ollama.ai/library/tiny/latest"}
+        integrity, kept = conversation_db(disk / "pollama.db", mounts.launcher)
+        assert integrity == "ok" and kept == messages
+        answers(server, "tiny")  # still serving
+        assert free_bytes(view) < 1 << 20  # nothing was given back that was not taken
+
+        (view / "filler").unlink()
+        assert upload(server, other_gguf).status_code == 201
+        assert post(server, "/api/create", {"model": "brief", "from": "tiny", "stream": False,
+                                            "system": "Be brief."}).status_code == 200
+        assert pull(server, remote).status_code == 200
+        assert post(server, "/api/chat", long_turn).status_code == 200
+        check = check_store(view / "models")
+        assert check.problems == [] and check.leftovers == []
+        assert len(check.manifests) == 3
+        integrity, kept = conversation_db(disk / "pollama.db", mounts.launcher)
+        assert integrity == "ok" and kept[:2] == messages and len(kept) == 4
+        assert "Traceback" not in server.log()
+    finally:
+        server.cleanup()
