@@ -44,7 +44,8 @@ import pytest
 from tests.helpers import Server
 
 __all__ = ["GGUFLayout", "Mounts", "StoreCheck", "alive", "check_store", "conversation_db",
-           "gguf_layout", "make_old", "runner_pids", "wait_for"]
+           "cpu_seconds", "fill", "free_bytes", "gguf_layout", "kill9", "make_old", "patched",
+           "runner_pids", "wait_for"]
 
 _BLOB = re.compile(r"sha256-[0-9a-f]{64}")
 
@@ -351,3 +352,14 @@ def gguf_layout(path: Path) -> GGUFLayout:
 def patched(data: bytes, at: int, value: int, width: int = 8) -> bytes:
     """`data` with the little-endian unsigned integer at `at` replaced."""
     return data[:at] + value.to_bytes(width, "little") + data[at + width:]
+
+
+def kill9(server: Server) -> list[int]:
+    """SIGKILL the server alone (as the OOM killer would) and return its runners' pids: they
+    must end by themselves, their stdin closed."""
+    assert server.process is not None
+    runners = runner_pids(server)
+    server.process.kill()
+    server.process.wait()
+    server._log.close()
+    return runners

@@ -11,12 +11,14 @@ either they skip. See tests/faults.py.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +28,21 @@ import pytest
 from pollama.engine.errors import RUNNER_CRASHED
 from tests.faults import (
     Mounts,
+    alive,
     check_store,
     conversation_db,
     cpu_seconds,
     fill,
     free_bytes,
     gguf_layout,
+    kill9,
+    make_old,
     patched,
     runner_pids,
     wait_for,
 )
 from tests.helpers import Server, create_from_gguf
+from tests.integration.registry_fixture import Proxy
 from tests.vision import solid_png, write_vision_model
 
 KILLED = "llama runner process has terminated: signal 9 (SIGKILL, killed)"
@@ -498,5 +504,184 @@ def test_full_disk_during_upload_create_pull_and_conversation(mounts, tiny_gguf,
         integrity, kept = conversation_db(disk / "pollama.db", mounts.launcher)
         assert integrity == "ok" and kept[:2] == messages and len(kept) == 4
         assert "Traceback" not in server.log()
+    finally:
+        server.cleanup()
+
+
+# -- the server killed (kill -9) in the middle of writes ---------------------------------------
+
+
+def slow_upload(server: Server, path: Path) -> threading.Thread:
+    """Upload a file as a slow client would (256 KiB every 100 ms) in the background."""
+    def chunks():
+        data = path.read_bytes()
+        for at in range(0, len(data), 256 << 10):
+            yield data[at:at + (256 << 10)]
+            time.sleep(0.1)
+
+    def run() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{server.url}/api/blobs/{blob_digest(path)}", content=chunks(),
+                       timeout=TIMEOUT)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def in_background(call) -> threading.Thread:
+    def run() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            call()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def temp_size(models: Path) -> int:
+    return sum(p.stat().st_size for p in (models / "blobs").glob("sha256-tmp-*"))
+
+
+def pulled_so_far(models: Path, digest: str) -> int:
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        part = models / "blobs" / f"{digest.replace(':', '-')}-partial-0"
+        return int(json.loads(part.read_text())["Completed"])
+    return 0
+
+
+def restart_after_kill(server: Server, runners: list[int]) -> None:
+    wait_for("the runners to end with their server", lambda: not any(map(alive, runners)),
+             timeout=30)
+    server.start()
+
+
+def test_kill_9_mid_upload_pull_and_answer_leaves_a_consistent_store(
+        smollm2_path, tiny_gguf, other_gguf, registry, tmp_path):
+    """One kill -9 cuts a blob upload (the first half of a create), a pull and a streamed
+    answer of a stored conversation at once. After the restart: every manifest has its blobs,
+    no blob is visible before it is whole, the database is intact with every committed
+    message; the pull resumes where it stopped, the upload starts again, and a prune removes
+    the stale temp files and unused blobs and nothing else."""
+    server = Server(extra_env={"OLLAMA_REPACK": "0"})
+    slow = Proxy(registry.host, rate=1 << 20)
+    fast = Proxy(registry.host)
+    try:
+        server.start()
+        create_from_gguf(server, "smol", smollm2_path)
+        in_registry(server, registry, tiny_gguf, "tiny")
+        model_digest = blob_digest(tiny_gguf)
+        size = tiny_gguf.stat().st_size
+        conversation = post(server, "/api/conversations", {"model": "smol"}).json()["id"]
+        first = post(server, "/api/chat", {
+            "conversation": conversation, "stream": False, "options": SHORT,
+            "messages": [{"role": "user", "content": "Remember: the word is PINEAPPLE."}]})
+        assert first.status_code == 200
+        db = server.home / ".ollama" / "pollama.db"
+        _, committed = conversation_db(db)
+
+        answer = Asking(server, "/api/chat", {
+            "conversation": conversation, "options": {"num_predict": 100_000},
+            "messages": [{"role": "user", "content": "Now tell me a very long story."}]})
+        answer.start()
+        wait_for("the answer to stream", lambda: len(answer.lines) >= 3)
+        uploading = slow_upload(server, other_gguf)
+        pulling = in_background(lambda: pull(server, f"{slow.host}/test/tiny"))
+        wait_for("the upload and the pull to be under way",
+                 lambda: temp_size(server.models) >= 1 << 20
+                 and pulled_so_far(server.models, model_digest) >= 1 << 20)
+        runners = kill9(server)
+        for thread in (uploading, pulling, answer):
+            thread.join(TIMEOUT)
+
+        for moment in ("killed", "restarted"):
+            check = check_store(server.models)
+            assert check.problems == [], moment
+            assert set(check.manifests) == {"registry.ollama.ai/library/smol/latest"}, moment
+            assert model_digest not in check.blobs and blob_digest(other_gguf) not in check.blobs
+            partial = f"{model_digest.replace(':', '-')}-partial"
+            assert all(name.startswith(("sha256-tmp-", partial)) for name in check.leftovers)
+            assert partial in check.leftovers, moment  # the pull's bytes, kept to resume
+            assert any(name.startswith("sha256-tmp-") for name in check.leftovers), moment
+            integrity, messages = conversation_db(db)
+            assert integrity == "ok", moment
+            # Every committed message, and the question of the cut turn (committed before
+            # its answer began); the cut answer is not there.
+            assert messages == [*committed, (conversation, "user",
+                                             "Now tell me a very long story.")], moment
+            if moment == "killed":
+                restart_after_kill(server, runners)  # young leftovers survive its prune
+
+        done_before = pulled_so_far(server.models, model_digest)
+        assert pull(server, f"{fast.host}/test/tiny").status_code == 200
+        assert fast.down <= size - done_before + (256 << 10)  # resumed, not started over
+        assert upload(server, other_gguf).status_code == 201
+        create = post(server, "/api/create", {"model": "other", "stream": False,
+                                              "files": {"other.gguf": blob_digest(other_gguf)}})
+        assert create.status_code == 200, create.text
+        answers(server, "other")
+        stale = [p.name for p in (server.models / "blobs").glob("sha256-tmp-*")]
+        assert stale  # the cut upload's temp file, which nothing resumes
+
+        # An hour later, the next start prunes: stale files and unused blobs go, every blob a
+        # manifest uses stays (all of them are as old).
+        assert httpx.request("DELETE", f"{server.url}/api/delete",
+                             json={"model": f"{fast.host}/test/tiny"}).status_code == 200
+        assert upload(server, tiny_gguf).status_code == 201  # a blob no model uses
+        make_old(list((server.models / "blobs").iterdir()))
+        server.restart()
+        check = check_store(server.models)
+        assert check.problems == [] and check.leftovers == [] and check.unreferenced == set()
+        assert model_digest not in check.blobs
+        assert set(check.manifests) == {"registry.ollama.ai/library/smol/latest",
+                                        "registry.ollama.ai/library/other/latest"}
+        answers(server, "smol")
+        answers(server, "other")
+        assert len(conversation_db(db)[1]) == 3
+    finally:
+        server.cleanup()
+        slow.close()
+        fast.close()
+
+
+def test_kill_9_racing_rm_and_create_never_leaves_a_manifest_without_its_blobs(
+        smollm2_path, tiny_gguf, registry, tmp_path):
+    """rm and create take milliseconds: the kill lands before, during or after them. Whatever
+    it cut, the store after a restart is whole: a model is there with all its blobs or not
+    there at all."""
+    server = Server(extra_env={"OLLAMA_REPACK": "0"})
+    try:
+        server.start()
+        create_from_gguf(server, "smol", smollm2_path)
+        remote = in_registry(server, registry, tiny_gguf, "tiny")
+        outcomes = []
+        for round_, delay in enumerate((0.02, 0.05, 0.1, 0.2, 0.4)):
+            if not (server.models / "manifests" / registry.host / "test" / "tiny").exists():
+                assert pull(server, remote).status_code == 200
+            removing = in_background(lambda: httpx.request(
+                "DELETE", f"{server.url}/api/delete", json={"model": remote}, timeout=TIMEOUT))
+            creating = in_background(lambda round_=round_: post(server, "/api/create", {
+                "model": f"brief-{round_}", "from": "smol", "system": f"Be brief ({round_}).",
+                "template": "{{ .System }} {{ .Prompt }}", "parameters": {"temperature": 0.1},
+                "license": "MIT", "stream": False}))
+            time.sleep(delay)
+            restart_after_kill(server, kill9(server))
+            removing.join(TIMEOUT)
+            creating.join(TIMEOUT)
+            check = check_store(server.models)
+            assert check.problems == [], (delay, check.problems)
+            assert [n for n in check.leftovers if "partial" in n] == []
+            outcomes.append((any(k.startswith(f"{registry.host}/test/tiny/")
+                                 for k in check.manifests),
+                             f"registry.ollama.ai/library/brief-{round_}/latest"
+                             in check.manifests))
+        print(f"\n(tiny kept, brief-N made) per kill: {outcomes}")
+        make_old(list((server.models / "blobs").iterdir()))
+        server.restart()
+        check = check_store(server.models)
+        assert check.problems == [] and check.leftovers == [] and check.unreferenced == set()
+        for name in [n for n in check.manifests if "/brief-" in n]:
+            answers(server, name.split("/")[2])
+        answers(server, "smol")
     finally:
         server.cleanup()
