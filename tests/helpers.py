@@ -28,6 +28,7 @@ class Server:
     """A real `pollama serve` subprocess on a free loopback port with its own store and home."""
 
     new_session = False  # True: the server leads a process group of its own (to SIGKILL it)
+    launcher: tuple[str, ...] = ()  # a command prefix: nsenter into a test's mount namespace
 
     def __init__(self, extra_env: dict[str, str] | None = None, root: Path | None = None) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="pollama-test-"))
@@ -45,8 +46,8 @@ class Server:
 
     def start(self) -> Server:
         self._log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen([sys.executable, "-m", "pollama", "serve"],
-                                        env=self.env, stdout=self._log, stderr=self._log,
+        self.process = subprocess.Popen([*self.launcher, sys.executable, "-m", "pollama",
+                                         "serve"], env=self.env, stdout=self._log, stderr=self._log,
                                         start_new_session=self.new_session)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

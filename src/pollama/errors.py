@@ -13,8 +13,10 @@
     │   └── ModelNotFound        404 "model '<m>' not found"
     ├── BodyTooLarge             413 a JSON request body over the limit
     ├── QueueFull                503 too many pending requests
-    └── StorageError             500 the model store could not be written (e.g. disk full)
-        └── UnsafeBlob           500 a blob is a symbolic link out of the models directory
+    ├── ServerShuttingDown       503 the server stopped while the request was in progress
+    ├── StorageError             500 the model store could not be written (e.g. disk full)
+    │   └── UnsafeBlob           500 a blob is a symbolic link out of the models directory
+    └── DamagedModel             500 a stored model's weights file is missing or unreadable
 
 The API maps them to `{"error": message}` in one exception handler (server/app.py); the CLI
 prints `Error: <message>`.
@@ -124,3 +126,17 @@ class StorageError(PollamaError):
 class UnsafeBlob(StorageError):
     """A blob name that is a symbolic link leading out of the models directory: never followed,
     so a planted link cannot make the server read, serve or overwrite a file elsewhere."""
+
+
+class ServerShuttingDown(PollamaError):
+    """`pollama serve` was told to stop (SIGINT/SIGTERM) while this request was in progress."""
+
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the server is shutting down")
+
+
+class DamagedModel(PollamaError):
+    """A stored model whose weights file is gone or no longer a valid GGUF (a damaged disk, a
+    file changed behind the server's back): it cannot run until pulled or created again."""

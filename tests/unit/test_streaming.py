@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from pollama.errors import BadRequest
-from pollama.server.streaming import ndjson_response, sse_frame, sse_response
+from pollama.errors import BadRequest, ServerShuttingDown
+from pollama.server import shutdown as shutdown_module
+from pollama.server.shutdown import Shutdown
+from pollama.server.streaming import collect, ndjson_response, sse_frame, sse_response
 
 
 async def events(*items: Any) -> AsyncIterator[dict[str, Any]]:
@@ -52,3 +54,86 @@ def test_sse_frames_events_and_the_done_marker() -> None:
         b'event: ping\ndata: {"type":"ping"}\n\ndata: {"n":2}\n\ndata: [DONE]\n\n')
     assert asyncio.run(run({"n": 1}, BadRequest("gone"))) == (
         b'data: {"n":1}\n\nevent: error\ndata: {"type":"error","message":"gone"}\n\n')
+
+
+# -- shutdown: the requests in flight end with an error, not a cut connection --------------
+
+
+async def endless(started: asyncio.Event, closed: list[str]) -> AsyncIterator[dict[str, Any]]:
+    """One event, then waits forever, as an answer that streams slowly; notes its cleanup."""
+    try:
+        yield {"n": 1}
+        started.set()
+        await asyncio.Event().wait()
+        yield {"n": 2}
+    finally:
+        closed.append("closed")
+
+
+def in_server(shutdown: Shutdown, work: Any) -> Any:
+    """Run `work()` the way a request runs: with the server's Shutdown in its context."""
+    async def run() -> Any:
+        shutdown.bind(asyncio.get_running_loop())
+        token = shutdown_module._current.set(shutdown)
+        try:
+            return await work()
+        finally:
+            shutdown_module._current.reset(token)
+    return asyncio.run(run())
+
+
+def test_shutdown_ends_an_open_stream_with_an_error_line() -> None:
+    shutdown, closed = Shutdown(), []
+
+    async def work() -> bytes:
+        started = asyncio.Event()
+        response = await ndjson_response(endless(started, closed))
+        reading = asyncio.create_task(body(response))
+        await started.wait()
+        shutdown.begin_threadsafe()  # as the signal handler does
+        return await asyncio.wait_for(reading, 30)  # a hang guard, not a timing
+
+    assert in_server(shutdown, work) == b'{"n":1}\n{"error":"the server is shutting down"}\n'
+    assert closed == ["closed"]  # the answer's generator was closed (its runner slot freed)
+
+
+def test_shutdown_before_the_first_event_is_a_503() -> None:
+    shutdown, closed = Shutdown(), []
+
+    async def never() -> AsyncIterator[dict[str, Any]]:
+        try:
+            await asyncio.Event().wait()  # a model that is still loading
+            yield {}
+        finally:
+            closed.append("closed")
+
+    async def work() -> None:
+        waiting = asyncio.create_task(ndjson_response(never()))
+        await asyncio.sleep(0.01)
+        shutdown.begin()
+        await asyncio.wait_for(waiting, 30)
+
+    with pytest.raises(ServerShuttingDown) as err:
+        in_server(shutdown, work)
+    assert err.value.status == 503 and closed == ["closed"]
+    # Once the server is stopping, a new wait is refused at once.
+    with pytest.raises(ServerShuttingDown):
+        in_server(shutdown, lambda: collect(events({"a": 1})))
+
+
+def test_other_cancellations_stay_cancellations() -> None:
+    """A client that goes away cancels its request: that is no shutdown, nothing is written."""
+    shutdown, closed = Shutdown(), []
+
+    async def work() -> None:
+        started = asyncio.Event()
+        response = await ndjson_response(endless(started, closed))
+        reading = asyncio.create_task(body(response))
+        await started.wait()
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+        assert not shutdown.started
+
+    in_server(shutdown, work)
+    assert closed == ["closed"]

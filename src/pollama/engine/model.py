@@ -54,11 +54,13 @@ _LOG_DEBUG, _LOG_ERROR, _LOG_CONT = 1, 4, 5
 
 
 class _Log:
-    """Routes llama.cpp/ggml logs to stderr (debug only when verbose) and keeps the last error."""
+    """Routes llama.cpp/ggml logs to stderr (debug only when verbose) and keeps the last error,
+    and the first since `reset()`: the cause (llama.cpp's later lines only say it failed)."""
 
     def __init__(self) -> None:
         self.verbose = False
         self.last_error = ""
+        self.first_error = ""
         self.flash_attention = ""  # "on"/"off" once llama.cpp has resolved "auto"
         self._last_level = 1
         self._callback = C.llama_log_callback(self._log)
@@ -70,6 +72,7 @@ class _Log:
         message = text.decode("utf-8", "replace")
         if level == _LOG_ERROR and message.strip():
             self.last_error = message.strip()
+            self.first_error = self.first_error or self.last_error
         elif "flash_attn" in message or "Flash Attention" in message:
             # "llama_context: flash_attn = enabled", or for auto "... Flash Attention enabled".
             words = message.split()
@@ -78,6 +81,9 @@ class _Log:
         if level != _LOG_DEBUG or self.verbose:
             sys.stderr.write(message)
             sys.stderr.flush()
+
+    def reset(self) -> None:
+        self.last_error = self.first_error = ""
 
 
 _log = _Log()
@@ -140,11 +146,13 @@ class LoadedModel:
         mparams.use_extra_bufts = options.repack
         if options.num_gpu >= 0:
             mparams.n_gpu_layers = options.num_gpu
-        _log.last_error = ""
+        _log.reset()
         try:
             self.model = LlamaModel(path_model=path, params=mparams, verbose=True)
         except ValueError:
-            reason = _log.last_error or f"failed to load model from file: {path}"
+            reason = _log.first_error or f"failed to load model from file: {path}"
+            # "llama_model_load: error loading model: ..." → Ollama's "error loading model: ..."
+            reason = reason[max(reason.find("error loading model"), 0):]
             raise RuntimeError(reason) from None
         self._stack.callback(self.model.close)
         self.vocab = self.model.vocab
@@ -188,10 +196,10 @@ class LoadedModel:
         try:
             self.context = LlamaContext(model=self.model, params=cparams, verbose=True)
         except ValueError:
-            raise RuntimeError(_log.last_error or "failed to create the llama context") from None
+            raise RuntimeError(_log.first_error or "failed to create the llama context") from None
         # A generative model warns that its default pooling is not LAST: not an error, and
         # it must not stand as the reason of a later failure (a missing adapter).
-        _log.last_error = ""
+        _log.reset()
         self.ctx = self.context.ctx
         self.memory = self.context.memory
         self.n_ctx = C.llama_n_ctx(self.ctx)
@@ -217,7 +225,7 @@ class LoadedModel:
         for i, path in enumerate(paths):
             adapter = C.llama_adapter_lora_init(self.model.model, path.encode())
             if not adapter:
-                raise RuntimeError(_log.last_error or f"failed to load LoRA adapter: {path}")
+                raise RuntimeError(_log.first_error or f"failed to load LoRA adapter: {path}")
             adapters[i] = adapter
         scales = (ctypes.c_float * len(paths))(*([1.0] * len(paths)))
         if C.llama_set_adapters_lora(self.ctx, adapters, len(paths), scales) != 0:
@@ -235,7 +243,7 @@ class LoadedModel:
         b.logits[len(tokens) - 1] = 1  # within the batch even when num_batch is 1
         b.n_tokens = len(tokens)
         if C.llama_decode(self.ctx, b) != 0:
-            raise RuntimeError(_log.last_error or "the warm-up decode failed")
+            raise RuntimeError(_log.first_error or "the warm-up decode failed")
         if self.memory:
             C.llama_memory_clear(self.memory, True)
 

@@ -117,6 +117,13 @@ class _Header:
         start = self.need(struct.calcsize(fmt))
         return struct.unpack_from(fmt, self.buf, start)[0]
 
+    def count(self, what: str, n: int, smallest: int) -> int:
+        """An element count read from the file, refused when that many elements of `smallest`
+        bytes cannot fit in the rest of it: nothing is ever sized from a corrupt count."""
+        if n * smallest > self.size - self.pos:
+            raise CorruptGGUF(f"{what} count {n} does not fit in the file ({self.size} bytes)")
+        return n
+
     def string(self) -> str:
         length = self.scalar("<Q")
         if length > _MAX_STRING:
@@ -141,7 +148,7 @@ class _Header:
         if count > _MAX_ARRAY:
             raise CorruptGGUF(f"GGUF array size {count} exceeds maximum {_MAX_ARRAY}")
         if kind == GGUFValueType.STRING:
-            return [self.string() for _ in range(count)]
+            return [self.string() for _ in range(self.count("GGUF array", count, 8))]
         dtype = _NUMPY.get(kind)  # type: ignore[call-overload]
         if dtype is None:
             raise CorruptGGUF(f"invalid array type: {kind}")
@@ -174,7 +181,8 @@ def _parse_header(path: str, h: _Header) -> GGUFInfo:
     if version not in (2, 3):
         raise CorruptGGUF(f"unsupported GGUF version {version}")
     n_tensors = h.scalar("<Q")
-    n_kv = h.scalar("<Q")
+    n_kv = h.count("GGUF key/value", h.scalar("<Q"), 8 + 4 + 1)  # key, type, smallest value
+    h.count("GGUF tensor", n_tensors, 8 + 4 + 4 + 8)  # name, dims, type, offset
 
     kv: dict[str, Any] = {}
     kv_types: dict[str, int] = {}

@@ -422,9 +422,11 @@ class Scheduler:
                     or len(self.runners) < self.max_loaded())
 
     async def shutdown(self) -> None:
-        for runner in list(self.runners.values()):
+        """Stop every runner, all at once (each may take a moment to save its KV state)."""
+        runners = list(self.runners.values())
+        for runner in runners:
             runner.unloading = True
-            await self.unload(runner)
+        await asyncio.gather(*(self.unload(runner) for runner in runners))
 
     # -- reporting -------------------------------------------------------------------------
 

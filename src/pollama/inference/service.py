@@ -29,6 +29,7 @@ from pollama.engine.cpu_probe import RepackDecision
 from pollama.engine.errors import RequestRejected
 from pollama.errors import (
     BadRequest,
+    DamagedModel,
     InvalidModelName,
     ModelNotFound,
     NotSupported,
@@ -214,7 +215,11 @@ class Inference:
             raise ModelNotFound(name)
         if not parse(name).is_valid:
             raise InvalidModelName()
-        return build(self.store, self.config, name)
+        info = build(self.store, self.config, name)
+        if info.damage:  # a clear word, rather than "does not support generate"
+            raise DamagedModel(f'model "{name}" cannot be loaded: {info.damage}; remove it '
+                               "and pull or create it again")
+        return info
 
     def merged_options(self, info: ModelInfo, request_options: dict[str, Any] | None
                        ) -> dict[str, Any]:

@@ -25,6 +25,8 @@ class ModelInfo:
     gguf: gguf.GGUFInfo | None
     template: PromptTemplate
     capabilities: list[str]
+    # Why the weights file cannot be read (missing, or no longer a valid GGUF), else "".
+    damage: str = ""
 
     @property
     def name(self) -> str:
@@ -94,23 +96,33 @@ def build(store: Store, config: Config, name: str) -> ModelInfo:
     """Read a model by name (ModelNotFound if missing) and derive what requests need."""
     model = load_model(store, name)
     derived = _derived.get(model.digest)
+    damage = ""
     if derived is None:
-        derived = _derive(model, config)
-        if len(_derived) > 256:
-            _derived.clear()
-        _derived[model.digest] = derived
+        info, damage = _read_weights(model)
+        derived = _derive(model, config, info)
+        if not damage:  # a damaged file may be put right (pulled again): read it again then
+            if len(_derived) > 256:
+                _derived.clear()
+            _derived[model.digest] = derived
     info, template, caps = derived
-    return ModelInfo(model, info, template, caps)
+    return ModelInfo(model, info, template, caps, damage)
 
 
-def _derive(model: Model, config: Config) -> tuple[gguf.GGUFInfo | None, PromptTemplate,
-                                                    list[str]]:
-    info = None
-    if model.model_path is not None and model.model_path.is_file():
-        try:
-            info = gguf.read(model.model_path)
-        except gguf.GGUFError:
-            info = None
+def _read_weights(model: Model) -> tuple[gguf.GGUFInfo | None, str]:
+    """The header of a model's GGUF, or why it cannot be read ("" when there are no weights)."""
+    path = model.model_path
+    if path is None:
+        return None, ""
+    try:
+        return gguf.read(path), ""
+    except FileNotFoundError:
+        return None, f"its weights file {path.name} is missing"
+    except (gguf.GGUFError, OSError) as err:
+        return None, f"its weights file {path.name} is damaged ({err})"
+
+
+def _derive(model: Model, config: Config, info: gguf.GGUFInfo | None
+            ) -> tuple[gguf.GGUFInfo | None, PromptTemplate, list[str]]:
     chat_template = info.chat_template if info is not None else None
     go_template = model.template
     if go_template is not None and chat_template and (
@@ -192,7 +204,8 @@ def _list_summary(store: Store, config: Config, stored: StoredManifest) -> ListS
     cached = _derived.get(stored.digest)
     # Without a request for this model yet, derive once and keep only the small values here:
     # `_derived` would hold every listed model's parsed header (megabytes each).
-    info, _template, caps = cached if cached is not None else _derive(model, config)
+    info, _template, caps = cached if cached is not None else \
+        _derive(model, config, _read_weights(model)[0])
     remote = bool(model_config.get("remote_host") or model_config.get("remote_model"))
     if remote:  # Ollama reads no weights for a model that runs elsewhere
         info = None

@@ -36,6 +36,7 @@ from pollama.server.native.transfer import pull_for_create
 from pollama.server.openai import router as openai_router
 from pollama.server.openapi import document as openapi_document
 from pollama.server.origins import CORS, HostGuard
+from pollama.server.shutdown import ShutdownScope
 from pollama.server.state import ServerState
 from pollama.server.web import BrowserRedirect
 from pollama.server.web import install as install_page
@@ -87,11 +88,13 @@ def create_app(config: Config, *, prune: bool = True,
         if prune and not config.noprune:
             store.prune()
         server.pull_sync = pull_for_create(asyncio.get_running_loop(), store)
+        server.shutdown.bind(asyncio.get_running_loop())
         if server.conversations is not None:
             await asyncio.to_thread(server.conversations.open)
         try:
             yield
         finally:
+            server.shutdown.begin()  # `serve` did at the signal; an app run otherwise does here
             await inference.scheduler.shutdown()
             if server.conversations is not None:
                 server.conversations.close()
@@ -145,6 +148,9 @@ def create_app(config: Config, *, prune: bool = True,
                 "schema": {"type": "string"}}}}})
         async def _metrics() -> Response:
             return metrics.exposition()
+
+    # Outermost: every request (and the tasks it starts) can be ended by the shutdown.
+    app.add_middleware(ShutdownScope, shutdown=server.shutdown)
 
     app.include_router(model_routes.router)
     app.include_router(generate_routes.router)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -11,6 +14,7 @@ from pollama import __version__
 from pollama.config import Config
 from pollama.registry.auth import ensure_keypair, key_path
 from pollama.server.app import create_app
+from pollama.server.shutdown import Shutdown
 
 log = logging.getLogger("pollama.server.run")
 
@@ -40,6 +44,24 @@ def run_server(config: Config | None = None) -> None:
     app = create_app(config)
     log.info("Listening on %s:%d (version %s)", config.host.bind_host, config.host.port,
              __version__)
-    uvicorn.run(app, host=config.host.bind_host, port=config.host.port,
-                log_level="debug" if config.debug else "warning", access_log=config.debug > 0,
-                timeout_graceful_shutdown=5)
+    server = _Server(uvicorn.Config(
+        app, host=config.host.bind_host, port=config.host.port,
+        log_level="debug" if config.debug else "warning", access_log=config.debug > 0,
+        timeout_graceful_shutdown=5), app.state.pollama.shutdown)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises a caught SIGINT at exit
+        server.run()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which also ends the requests in flight as soon as a signal asks it to
+    stop: uvicorn alone waits for open streams until its graceful timeout, then cancels them."""
+
+    def __init__(self, config: uvicorn.Config, shutdown: Shutdown) -> None:
+        super().__init__(config)
+        self._shutdown = shutdown
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit:
+            log.info("received %s, shutting down", signal.Signals(sig).name)
+        super().handle_exit(sig, frame)
+        self._shutdown.begin_threadsafe()

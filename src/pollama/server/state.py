@@ -19,6 +19,7 @@ from pollama.config import Config
 from pollama.conversations import ConversationStore
 from pollama.errors import BadRequest
 from pollama.inference.service import Inference
+from pollama.server.shutdown import Shutdown
 from pollama.store import Store
 
 if TYPE_CHECKING:
@@ -44,6 +45,8 @@ class ServerState:
     # One lock per conversation being answered: turns of one conversation run one at a time.
     conversation_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary)
+    # Set off by SIGINT/SIGTERM: ends the requests in flight before the runners stop.
+    shutdown: Shutdown = field(default_factory=Shutdown)
 
     def conversation_lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self.conversation_locks.get(conversation_id)

@@ -3,7 +3,9 @@ the OpenAI and Anthropic dialects), or with one object when `stream` is false.
 
 Errors raised before the first object become an HTTP status with `{"error": ...}` (the
 exception handlers in app.py); once bytes are out, an error is an NDJSON `{"error": ...}` line
-and the stream ends, as Ollama does (spec API-03/04).
+and the stream ends, as Ollama does (spec API-03/04). When the server stops, each stream ends
+with such a line (`ServerShuttingDown`), and an answer not yet begun is a 503
+(`shutdown.interruptible`).
 """
 
 from __future__ import annotations
@@ -14,16 +16,18 @@ import json
 import logging
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from pollama.errors import ClientGone, PollamaError
+from pollama.server.shutdown import interruptible
 
 log = logging.getLogger("pollama.api")
 
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
+T = TypeVar("T")
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -44,7 +48,8 @@ async def stream_response(events: AsyncGenerator[dict[str, Any], None], *,
     errors keep an HTTP status; a later error is encoded in-band as `error(text)`; `end` is
     written after the last event (SSE dialects end with a marker)."""
     try:
-        first = await anext(events)
+        with interruptible():
+            first = await anext(events)
     except StopAsyncIteration:
         first = None
 
@@ -52,7 +57,12 @@ async def stream_response(events: AsyncGenerator[dict[str, Any], None], *,
         if first is not None:
             yield encode(first)
         try:
-            async for event in events:
+            while True:
+                try:
+                    with interruptible():  # not around the yield: shutdown never cuts a send
+                        event = await anext(events)
+                except StopAsyncIteration:
+                    break
                 yield encode(event)
         except asyncio.CancelledError:
             raise
@@ -93,11 +103,19 @@ async def sse_response(events: AsyncGenerator[dict[str, Any], None], *,
         end=sse_frame(done) if done else b"")
 
 
+async def collect(events: AsyncIterator[T]) -> list[T]:
+    """Every event of an answer sent whole (`stream: false`); ServerShuttingDown (a 503) if the
+    server stops first."""
+    with interruptible():
+        return [event async for event in events]
+
+
 async def last_event_response(events: AsyncIterator[dict[str, Any]]) -> JSONResponse:
     """`stream: false` for progress streams: only the last object (normally success)."""
     last: dict[str, Any] = {}
-    async for event in events:
-        last = event
+    with interruptible():
+        async for event in events:
+            last = event
     return JSONResponse(last)
 
 

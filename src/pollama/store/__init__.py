@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pollama.errors import InvalidModelName, ModelNotFound
 from pollama.names import Name, parse
-from pollama.store.blobs import Blobs, parse_digest
+from pollama.store.blobs import Blobs, parse_digest, storage_error
 from pollama.store.manifest import CorruptManifest, Manifest, Manifests, StoredManifest
 
 __all__ = ["Blobs", "CorruptManifest", "Manifest", "Manifests", "Store", "StoredManifest",
@@ -71,11 +71,17 @@ class Store:
             log.warning("corrupt manifests detected, not removing layers")
             return
         for digest in candidates - referenced:
-            self.blobs.remove(digest)
+            try:
+                self.blobs.remove(digest)
+            except OSError as err:  # unused now; the next prune takes it
+                log.warning("could not remove unused blob %s: %s", digest, err)
 
     def delete(self, text: str) -> None:
         stored = self.get(text)
-        self.manifests.delete(stored.name)
+        try:
+            self.manifests.delete(stored.name)
+        except OSError as err:  # e.g. a read-only models folder: the model stays whole
+            raise storage_error(err, f"model {text}", "remove") from err
         self.remove_unreferenced(stored.manifest.digests())
 
     def copy(self, source: str, destination: str) -> None:

@@ -44,11 +44,11 @@ def require_digest(text: str) -> str:
     return digest
 
 
-def storage_error(err: OSError, what: str) -> StorageError:
+def storage_error(err: OSError, what: str, doing: str = "write") -> StorageError:
     """A user-facing error for a failed write; disk full gets its own plain words."""
     if err.errno == errno.ENOSPC:
         return StorageError(f"no space left on device while writing {what}")
-    return StorageError(f"could not write {what}: {err.strerror or err}")
+    return StorageError(f"could not {doing} {what}: {err.strerror or err}")
 
 
 class BlobWriter:

@@ -24,6 +24,7 @@ from pollama.server.anthropic.stream import StreamConverter, message_stream_resp
 from pollama.server.native.models import body_schema
 from pollama.server.native.types import decode_json
 from pollama.server.state import ServerState, State
+from pollama.server.streaming import collect
 
 log = logging.getLogger("pollama.api.anthropic")
 
@@ -57,7 +58,7 @@ async def _messages(request: Request, server: ServerState, request_id: str) -> R
     native = server.inference.chat(chat)
     stops = (chat.options or {}).get("stop") or []
     if not translated.stream:
-        collapsed = collapse_chat([chunk async for chunk in native])
+        collapsed = collapse_chat(await collect(native))
         return JSONResponse(to_message(collapsed, message_id, chat.model,
                                        omit_thinking=translated.omit_thinking,
                                        stop_sequences=stops),

@@ -15,7 +15,7 @@ from pollama.server.native.conversations import ChatRequest, conversation_chat
 from pollama.server.native.models import body_schema
 from pollama.server.native.types import GenerateRequest, parse_body
 from pollama.server.state import State
-from pollama.server.streaming import ndjson_response
+from pollama.server.streaming import collect, ndjson_response
 
 router = APIRouter()
 
@@ -37,7 +37,7 @@ async def generate(request: Request, server: State) -> Response:
     req = parse_body(await request.body(), GenerateRequest)
     events = native(server.inference.generate(req))
     if req.stream is False:
-        return JSONResponse(collapse_generate([c async for c in events]))
+        return JSONResponse(collapse_generate(await collect(events)))
     return await ndjson_response(events)
 
 
@@ -50,7 +50,7 @@ async def chat(request: Request, server: State) -> Response:
     else:
         events = native(server.inference.chat(req))
     if req.stream is False:
-        return JSONResponse(collapse_chat([c async for c in events]))
+        return JSONResponse(collapse_chat(await collect(events)))
     return await ndjson_response(events)
 
 

@@ -9,7 +9,7 @@ that pollama cannot honour (`n` > 1, `logit_bias`, audio output, web search) are
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
@@ -48,7 +48,7 @@ from pollama.server.openai.common import (
 )
 from pollama.server.openai.errors import OpenAIRoute, stream_error
 from pollama.server.state import State
-from pollama.server.streaming import sse_response
+from pollama.server.streaming import collect, sse_response
 
 router = APIRouter(route_class=OpenAIRoute)
 
@@ -372,10 +372,6 @@ class ChatChunks:
 # -- route -----------------------------------------------------------------------------------
 
 
-async def _collect(events: AsyncIterator[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [c async for c in events]
-
-
 @router.post("/v1/chat/completions", openapi_extra=body_schema(ChatCompletionRequest),
              responses=doc.openai(400, 404, 500, 503, ok=doc.ChatCompletion, stream=True))
 async def chat_completions(request: Request, server: State) -> Response:
@@ -385,7 +381,7 @@ async def chat_completions(request: Request, server: State) -> Response:
     created = unix_now()
     events = server.inference.chat(req)
     if not body.stream or body.debug_render_only:
-        native = collapse_chat(await _collect(events))
+        native = collapse_chat(await collect(events))
         if "_debug_info" in native:
             native.setdefault("model", body.model)
         return JSONResponse(to_chat_completion(cid, created, native))

@@ -39,7 +39,7 @@ from pollama.server.openai.common import (
 )
 from pollama.server.openai.errors import OpenAIRoute, stream_error
 from pollama.server.state import State
-from pollama.server.streaming import sse_response
+from pollama.server.streaming import collect, sse_response
 
 router = APIRouter(route_class=OpenAIRoute)
 
@@ -186,7 +186,7 @@ async def completions(request: Request, server: State) -> Response:
     events = server.inference.generate(req)
     want_logprobs = req.logprobs
     if not body.stream or body.debug_render_only:
-        native = collapse_generate([c async for c in events])
+        native = collapse_generate(await collect(events))
         native.setdefault("model", body.model)
         return JSONResponse(to_completion(cid, created, native, want_logprobs))
     include_usage = bool((body.stream_options or {}).get("include_usage"))

@@ -54,6 +54,7 @@ from pollama.server.openai.common import (
 )
 from pollama.server.openai.errors import OpenAIRoute, error_body, error_type
 from pollama.server.state import CONVERSATIONS_OFF, State
+from pollama.server.streaming import collect as collect_all
 from pollama.server.streaming import error_text, sse_response
 
 router = APIRouter(route_class=OpenAIRoute)
@@ -567,7 +568,7 @@ async def responses(request: Request, server: State) -> Response:
             await events.aclose()
 
     if not body.stream:
-        native = collapse_chat([c async for c in collect()])
+        native = collapse_chat(await collect_all(collect()))
         converter.convert(native)
         if converter.final is not None:
             await save(converter.final)
