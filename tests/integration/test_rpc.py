@@ -120,6 +120,25 @@ def saved_to(worker: Worker) -> int:
 
 
 @needs_rpc
+def test_worker_flags_and_clean_stops(tmp_path):
+    remote = Worker(tmp_path)
+    remote.args = ("--listen", f"0.0.0.0:{remote.port}", "--allow-remote", "--no-cache")
+    remote.start()
+    assert remote.process is not None
+    remote.process.send_signal(signal.SIGINT)  # Ctrl-C
+    assert remote.process.wait(15) == 0
+    log = remote.log()
+    assert "no authentication" in log and f"listening on 0.0.0.0:{remote.port}" in log
+    assert "Devices:" in log and "MiB free)" in log  # llama.cpp's banner: devices, memory
+    assert "local cache    : n/a" in log and not remote.cache.exists()
+    assert "pollama worker stopped" in log
+    local = Worker(tmp_path).start()
+    assert local.stop() == 0  # SIGTERM
+    assert f"local cache    : {local.cache}" in local.log()
+    assert "WARNING" not in local.log()
+
+
+@needs_rpc
 def test_split_answers_as_one_machine_does(split_server, workers, baseline):
     answer = generate(split_server)
     assert answer["response"] == baseline["response"]
