@@ -9,9 +9,11 @@ split over this machine's CPU and both workers by free memory, as OLLAMA_RPC_SER
 completion of `--tokens` tokens) and prompt tokens/s, and the candidate/baseline ratio (median
 of the per-round ratios, with its range).
 
-Both workers run on this machine and share its cores, so the ratio is the cost of the RPC path
-(serialising each graph, a loopback round trip per worker per token), not a speed-up: across
-machines the network adds its own latency per token. Workers are for models too big for one
+One compute thread everywhere (runner and workers): a split model's devices run one after the
+other, so both sides do the same compute on one core at a time and the ratio is the cost of the
+RPC path (serialising each graph, a loopback round trip per worker per token). It is not what
+separate machines give: there the network adds its own latency per token. The load average is
+printed before and after: on a busy machine the figures move. Workers are for models too big for one
 machine's memory; for more users, see README ("More than one machine").
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import os
 import statistics
 import sys
 import tempfile
@@ -32,7 +35,7 @@ from tests.helpers import Worker
 
 from pollama.engine import RunnerHandle, rpc
 
-THREADS = 2
+THREADS = 1
 PROMPT = ("<|im_start|>user\nWrite a long story about a lighthouse keeper.<|im_end|>\n"
           "<|im_start|>assistant\n")
 
@@ -72,6 +75,7 @@ async def main() -> None:
     why_not = rpc.library_check()
     if why_not:
         sys.exit(why_not)
+    print("load average before: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="bench-rpc-") as tmp:
         workers = [Worker(Path(tmp)).start(), Worker(Path(tmp)).start()]
         try:
@@ -100,12 +104,13 @@ async def main() -> None:
               f"workers {statistics.median(cand):.1f} tok/s, ratio "
               f"{statistics.median(ratios):.2f} (range {min(ratios):.2f}-{max(ratios):.2f})")
 
-    print(f"\nmodel {Path(model).name}, {args.tokens} tokens, {THREADS} threads; split: {placed}")
+    print(f"\nmodel {Path(model).name}, {args.tokens} tokens, threads: {THREADS}; split: {placed}")
     summary("decode", [r[0] for r in rows], [r[1] for r in rows])
     summary("prompt", [r[2] for r in rows], [r[3] for r in rows])
-    print("Both workers share this machine's cores: the ratio shows the RPC path's overhead on "
-          "one box (graph serialisation, a loopback round trip per worker per token), not what "
-          "separate machines would give.")
+    print("load average after: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
+    print("Both workers run on this machine, one thread each, as the runner: the ratio is the "
+          "RPC path's overhead on one box (graph serialisation, a loopback round trip per "
+          "worker per token), not what separate machines would give.")
 
 
 if __name__ == "__main__":
