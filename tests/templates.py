@@ -57,3 +57,21 @@ reasoning: {{ if .Think }}{{ .ThinkLevel }}{{ else }}off{{ end }}<|im_end|>
 {{- if and (ne .Role "assistant") $last }}<|im_start|>assistant
 {{ end }}
 {{- end }}"""
+
+
+# Two tools the tool tests offer SmolLM2 (`smol-tools`), in OpenAI's shape, with the JSON
+# schemas their arguments must match.
+WEATHER = {"type": "object", "properties": {
+    "city": {"type": "string", "maxLength": 24},
+    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+    "required": ["city", "unit"]}
+TIME = {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 16}},
+        "required": ["zone"]}
+TOOLS = [{"type": "function", "function": {"name": "get_weather",
+                                           "description": "Current weather in a city",
+                                           "parameters": WEATHER}},
+         {"type": "function", "function": {"name": "get_time",
+                                           "description": "Current time in a time zone",
+                                           "parameters": TIME}}]
+SCHEMAS = {"get_weather": WEATHER, "get_time": TIME}
+WEATHER_ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]

@@ -7,6 +7,7 @@
     │   ├── ModelfileError       400 Modelfile text that does not parse (names the line)
     │   ├── NotSupported         400 a capability the model lacks
     │   ├── InvalidImage         400 an image that does not decode (names which one)
+    │   ├── ConversionError      400 a safetensors folder that cannot be converted (names why)
     │   └── EmbeddingError       400 an input or vector /api/embed cannot serve (EMB-03/04)
     ├── NotFound                 404
     │   └── ModelNotFound        404 "model '<m>' not found"
@@ -68,6 +69,10 @@ class SpeculativeDecodingUnsupported(NotSupported):
 
 class InvalidImage(BadRequest):
     """An image that is not one the model can see: names which image and what is wrong."""
+
+
+class ConversionError(BadRequest):
+    """A Hugging Face safetensors folder that cannot become a GGUF: names the file and why."""
 
 
 class EmbeddingError(BadRequest):

@@ -8,6 +8,7 @@ import pytest
 
 from tests.helpers import Server, create_from_gguf
 from tests.integration.registry_fixture import auth_registry, registry  # noqa: F401 - fixtures
+from tests.templates import CHATML_TOOLS
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,14 @@ def smol(server, smollm2_path):
     """`smollm2:135m` created from the bundled GGUF in this module's server."""
     create_from_gguf(server, "smollm2:135m", smollm2_path)
     return "smollm2:135m"
+
+
+@pytest.fixture(scope="module")
+def tooly(server, smol):
+    """`smol-tools`: SmolLM2 with tests.templates.CHATML_TOOLS, a template that offers tools."""
+    server.client().create(model="smol-tools", from_=smol, template=CHATML_TOOLS,
+                           parameters={"stop": ["<|im_end|>"]})
+    return "smol-tools"
 
 
 @pytest.fixture

@@ -19,26 +19,15 @@ import pytest
 
 from tests.helpers import Server
 from tests.schema_check import check_schema
-from tests.templates import CHATML_THINK, CHATML_TOOLS
+from tests.templates import CHATML_THINK, SCHEMAS, TIME, WEATHER, WEATHER_ASK
+from tests.templates import TOOLS as NATIVE_TOOLS
 
 HTTP_TIMEOUT = 300
 GREEDY = {"temperature": 0}
 ASK = [{"role": "user", "content": "Write one sentence about the sea."}]
-WEATHER = {"type": "object", "properties": {
-    "city": {"type": "string", "maxLength": 24},
-    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-    "required": ["city", "unit"]}
-TIME = {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 16}},
-        "required": ["zone"]}
-TOOLS = [{"name": "get_weather", "description": "Current weather in a city",
-          "input_schema": WEATHER},
-         {"name": "get_time", "description": "Current time in a time zone", "input_schema": TIME}]
-NATIVE_TOOLS = [{"type": "function", "function": {"name": t["name"], "description":
-                                                  t["description"],
-                                                  "parameters": t["input_schema"]}}
-                for t in TOOLS]
-SCHEMAS = {"get_weather": WEATHER, "get_time": TIME}
-WEATHER_ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
+# The shared tools in Anthropic's shape.
+TOOLS = [{"name": t["function"]["name"], "description": t["function"]["description"],
+          "input_schema": t["function"]["parameters"]} for t in NATIVE_TOOLS]
 RUNS = 10
 EPHEMERAL = {"type": "ephemeral"}
 # CHATML_THINK, and the answer opened with <think> when thinking is on: a 135M model does not
@@ -61,12 +50,6 @@ def client(server) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=server.url, api_key="x", max_retries=0,
                                timeout=HTTP_TIMEOUT)
 
-
-@pytest.fixture(scope="module")
-def tooly(server, smol) -> str:
-    server.client().create(model="smol-tools", from_=smol, template=CHATML_TOOLS,
-                           parameters={"stop": ["<|im_end|>"]})
-    return "smol-tools"
 
 
 @pytest.fixture(scope="module")

@@ -20,27 +20,12 @@ from openai import OpenAI
 
 from tests.helpers import Server
 from tests.schema_check import check_schema
-from tests.templates import CHATML_THINK, CHATML_TOOLS
+from tests.templates import CHATML_THINK, SCHEMAS, TIME, TOOLS, WEATHER, WEATHER_ASK
 
 HTTP_TIMEOUT = 300
 ASK = [{"role": "user", "content": "Name a color."}]
 GREEDY: dict[str, Any] = {"temperature": 0, "seed": 42}
 RUNS = 10
-WEATHER = {"type": "object", "properties": {
-    "city": {"type": "string", "maxLength": 24},
-    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-    "required": ["city", "unit"]}
-TIME = {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 16}},
-        "required": ["zone"]}
-TOOLS: list[Any] = [
-    {"type": "function", "function": {"name": "get_weather",
-                                      "description": "Current weather in a city",
-                                      "parameters": WEATHER}},
-    {"type": "function", "function": {"name": "get_time",
-                                      "description": "Current time in a time zone",
-                                      "parameters": TIME}}]
-SCHEMAS = {"get_weather": WEATHER, "get_time": TIME}
-WEATHER_ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +39,6 @@ def server():
 def client(server) -> OpenAI:
     return OpenAI(base_url=f"{server.url}/v1", api_key="x", timeout=HTTP_TIMEOUT, max_retries=0)
 
-
-@pytest.fixture(scope="module")
-def tooly(server, smol) -> str:
-    server.client().create(model="smol-tools", from_=smol, template=CHATML_TOOLS,
-                           parameters={"stop": ["<|im_end|>"]})
-    return "smol-tools"
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,10 @@ import pytest
 
 from tests.helpers import Server
 from tests.schema_check import check_schema
-from tests.templates import CHATML_TOOLS
+from tests.templates import SCHEMAS, TIME, TOOLS, WEATHER_ASK
 
 HTTP_TIMEOUT = 300
-WEATHER = {"type": "object", "properties": {
-    "city": {"type": "string", "maxLength": 24},
-    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
-    "required": ["city", "unit"]}
-TIME = {"type": "object", "properties": {"zone": {"type": "string", "maxLength": 16}},
-        "required": ["zone"]}
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
-                                           "Current weather in a city", "parameters": WEATHER}},
-         {"type": "function", "function": {"name": "get_time", "description":
-                                           "Current time in a time zone", "parameters": TIME}}]
-SCHEMAS = {"get_weather": WEATHER, "get_time": TIME}
-ASK = [{"role": "user", "content": "What is the weather in Paris right now?"}]
+ASK = WEATHER_ASK
 RUNS = 10
 
 
@@ -37,14 +26,6 @@ def server():
     srv = Server(extra_env={"OMP_WAIT_POLICY": "PASSIVE"}).start()
     yield srv
     srv.cleanup()
-
-
-@pytest.fixture(scope="module")
-def tooly(server, smol) -> str:
-    client = server.client()
-    client.create(model="smol-tools", from_=smol, template=CHATML_TOOLS,
-                  parameters={"stop": ["<|im_end|>"]})
-    return "smol-tools"
 
 
 def chat(server, **body):

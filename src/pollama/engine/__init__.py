@@ -1,7 +1,7 @@
 """The engine: llama.cpp in runner processes, one per loaded model, driven through a handle.
 
-The only package that imports llama_cpp, and only in the runner process (`runner`, `model`,
-`sampling`); importing `pollama.engine` from the server loads nothing native.
+The only package that imports llama_cpp, and only in child processes (`runner`, `model`,
+`sampling`, the quantizer's child); importing `pollama.engine` from the server loads nothing native.
 
     handle.py    RunnerHandle: start a runner process, stream completions, close it
     protocol.py  the newline-delimited JSON protocol between handle and runner
@@ -9,6 +9,7 @@ The only package that imports llama_cpp, and only in the runner process (`runner
     model.py     the llama.cpp objects one runner owns (model, context, batch)
     vision.py    images: the mtmd projector context, its worker thread, encoded-image cache
     kv_state.py  saved KV state on disk: slots resume prompts across runner restarts
+    quantize.py  llama.cpp's quantizer in a child process (create -q), progress from its log
     rpc.py       RPC workers over the wire: probe, split plan, which ones went away
     rpc_backend.py  llama.cpp's RPC backend through ctypes (client devices, the server)
     placement.py which layers a runner puts on which RPC worker, read back from llama.cpp

@@ -51,6 +51,11 @@ class LoadOptions:
     rpc_split: tuple[float, ...] = ()  # this machine's share, then each worker's; () = by memory
 
 
+# ggml_log_level of this llama.cpp (llama-cpp-python's own _logger still has the older order,
+# where 3 was an error and 4 debug): 1 debug, 2 info, 3 warn, 4 error, 5 continues a line.
+_LOG_DEBUG, _LOG_ERROR, _LOG_CONT = 1, 4, 5
+
+
 class _Log:
     """Routes llama.cpp/ggml logs to stderr (debug only when verbose) and keeps the last error."""
 
@@ -64,19 +69,19 @@ class _Log:
         C.llama_log_set(self._callback, ctypes.c_void_p(0))
 
     def _log(self, level: int, text: bytes, _user: Any) -> None:
-        level = self._last_level if level == 5 else level  # 5 = continuation of the last line
+        level = self._last_level if level == _LOG_CONT else level
         self._last_level = level
         message = text.decode("utf-8", "replace")
         if self.recording is not None:
             self.recording.append(message)
-        if level == 3 and message.strip():
+        if level == _LOG_ERROR and message.strip():
             self.last_error = message.strip()
         elif "flash_attn" in message or "Flash Attention" in message:
             # "llama_context: flash_attn = enabled", or for auto "... Flash Attention enabled".
             words = message.split()
             if words and words[-1] in ("enabled", "disabled"):
                 self.flash_attention = "on" if words[-1] == "enabled" else "off"
-        if level != 4 or self.verbose:
+        if level != _LOG_DEBUG or self.verbose:
             sys.stderr.write(message)
             sys.stderr.flush()
 

@@ -23,6 +23,14 @@ from pollama.errors import (
     SpeculativeDecodingUnsupported,
 )
 from pollama.formats import gguf, options
+from pollama.models import convert
+from pollama.models.quantize import (
+    PROGRESS_DIGEST,
+    QUANTIZE_TYPES,
+    needs_quantizing,
+    quantize_layer,
+    requested_type,
+)
 from pollama.names import Name, parse
 from pollama.store import Store
 from pollama.store import manifest as mt
@@ -33,8 +41,6 @@ log = logging.getLogger("pollama.models.create")
 
 Progress = Callable[[dict[str, Any]], None]
 PullFn = Callable[[Name, Progress], None]
-
-SUPPORTED_QUANTIZATIONS = ("F32", "F16", "BF16", "Q8_0", "Q4_K_S", "Q4_K_M")
 
 
 def _valid_relative_path(path: str) -> bool:
@@ -89,6 +95,13 @@ class _LayerBuilder:
         status = "creating new layer" if created else "using existing layer"
         self.statuses.append(f"{status} {digest}")
         return Layer(media_type, digest, size)
+
+    def swap(self, old: Layer, new: Layer, created: bool) -> None:
+        """Put `new` where `old` was (a quantized model in place of its source)."""
+        self.layers = [new if layer is old else layer for layer in self.layers]
+        status = "creating new layer" if created else "using existing layer"
+        was = (f"using existing layer {old.digest}", f"creating new layer {old.digest}")
+        self.statuses = [f"{status} {new.digest}" if s in was else s for s in self.statuses]
 
     def replace(self, media_type: str, layer: Layer | None) -> None:
         kept = []
@@ -167,14 +180,50 @@ def _files_kind(store: Store, files: dict[str, str]) -> str:
     return ""
 
 
+def _convert_safetensors(store: Store, files: dict[str, str], quantize: str,
+                         progress: Progress) -> tuple[Layer, gguf.GGUFInfo, bool]:
+    """Convert the uploaded Hugging Face folder to a GGUF blob: (layer, its info, whether the
+    blob is new). The blobs are laid out by name in a staging directory (links, no copies); the
+    GGUF streams into a blob writer, so a failure or a gone client leaves no file behind."""
+    # F32/F16/BF16 are written directly; a quantized type is made from the default output.
+    output_type = quantize if quantize in convert.OUTPUT_TYPES else None
+    with store.staging_dir() as folder:
+        for key, digest in files.items():
+            target = folder / key
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.symlink_to(store.blobs.path(require_digest(digest)))
+            except OSError:
+                raise BadRequest(f"file path conflicts with another file: {key}") from None
+        conversion = convert.prepare(folder, output_type)
+        progress({"status": "converting model"})
+
+        def report(done: int, total: int) -> None:
+            progress({"status": "converting model", "digest": PROGRESS_DIGEST, "total": total,
+                      "completed": done})
+
+        with store.blobs.writer() as writer:
+            conversion.write(writer, report)
+            digest, created = writer.commit()
+    path = store.blobs.path(digest)
+    return Layer(mt.MEDIA_MODEL, digest, path.stat().st_size), gguf.read(path), created
+
+
 def create_model(store: Store, request: dict[str, Any], progress: Progress,
                  pull: PullFn | None = None) -> None:
     """Build the model `request` describes; raises PollamaError subclasses with Ollama's texts."""
+    new_blobs: set[str] = set()  # big blobs this create made (a converted or quantized model)
+    try:
+        _create_model(store, request, progress, pull, new_blobs)
+    except BaseException:  # a failed or abandoned create keeps no blob of its own making
+        store.remove_unreferenced(new_blobs)
+        raise
+
+
+def _create_model(store: Store, request: dict[str, Any], progress: Progress,
+                  pull: PullFn | None, new_blobs: set[str]) -> None:
     validate_request(store, request)
-    quantize = str(request.get("quantize") or request.get("quantization") or "").upper()
-    if quantize and quantize not in (*SUPPORTED_QUANTIZATIONS, "Q4_K"):
-        raise BadRequest(f"unsupported quantization type {quantize} - supported types are "
-                         "F32, F16, Q4_K_S, Q4_K_M, Q8_0")
+    quantize = requested_type(request)
 
     name = parse(str(request.get("model") or request.get("name") or ""))
     if not name.is_valid:
@@ -219,16 +268,24 @@ def create_model(store: Store, request: dict[str, Any], progress: Progress,
         files: dict[str, str] = request["files"]
         kind = _files_kind(store, files)
         if kind == "safetensors":
-            raise NotSupported("importing safetensors models is not supported yet; convert the "
-                               "model to GGUF first (llama.cpp's convert_hf_to_gguf.py)")
-        if kind != "gguf":
-            raise BadRequest("unknown type")
-        for key in sorted(files):
-            layer, info = _gguf_layer(store, key, files[key], progress)
+            layer, info, created = _convert_safetensors(store, files, quantize, progress)
+            if created:
+                new_blobs.add(layer.digest)
+                # Unless the manifest names it (a quantized model may take its place), it goes.
+                builder.removed.add(layer.digest)
             builder.layers.append(layer)
-            builder.statuses.append(f"using existing layer {layer.digest}")
-            if layer.media_type == mt.MEDIA_MODEL:
-                model_infos.append((layer, info))
+            builder.statuses.append(f"{'creating new' if created else 'using existing'} layer "
+                                    f"{layer.digest}")
+            model_infos.append((layer, info))
+        elif kind != "gguf":
+            raise BadRequest("unknown type")
+        else:
+            for key in sorted(files):
+                layer, info = _gguf_layer(store, key, files[key], progress)
+                builder.layers.append(layer)
+                builder.statuses.append(f"using existing layer {layer.digest}")
+                if layer.media_type == mt.MEDIA_MODEL:
+                    model_infos.append((layer, info))
     else:
         raise BadRequest("neither 'from' or 'files' was specified")
 
@@ -244,12 +301,17 @@ def create_model(store: Store, request: dict[str, Any], progress: Progress,
         builder.statuses.append(f"using existing layer {layer.digest}")
 
     if quantize:
-        for _layer, info in model_infos:
-            if info.file_type != quantize and not (quantize == "Q4_K" and
-                                                   info.file_type == "Q4_K_M"):
-                if info.file_type not in ("F16", "BF16", "F32"):
-                    raise BadRequest("quantization is only supported for F16, BF16 and F32 models")
-                raise NotSupported("quantizing models is not supported yet")
+        if not model_infos:  # Ollama skips the request silently
+            raise BadRequest("cannot quantize: the model has no GGUF weights")
+        for i, (layer, info) in enumerate(model_infos):
+            if not needs_quantizing(info, quantize):
+                continue
+            new_layer, new_info, created = quantize_layer(store, layer, info, quantize, progress)
+            if created:
+                new_blobs.add(new_layer.digest)
+            builder.swap(layer, new_layer, created)
+            model_infos[i] = (new_layer, new_info)
+            config["file_type"] = QUANTIZE_TYPES[quantize]
 
     for _layer, info in model_infos:
         config.setdefault("model_format", "gguf")

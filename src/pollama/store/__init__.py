@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from pollama.errors import InvalidModelName, ModelNotFound
@@ -20,6 +23,8 @@ __all__ = ["Blobs", "CorruptManifest", "Manifest", "Manifests", "Store", "Stored
            "parse_digest"]
 
 log = logging.getLogger("pollama.store")
+
+STAGING_PREFIX = "pollama-staging-"
 
 
 class Store:
@@ -102,11 +107,26 @@ class Store:
         self.manifests.prune_empty_dirs()
         self._remove_stale_transfers()
 
+    @contextlib.contextmanager
+    def staging_dir(self) -> Iterator[Path]:
+        """A temporary directory in the store's root (a conversion lays its uploaded files out
+        there by name), removed on exit; `prune` removes one a dead server left."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.root))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
     def _remove_stale_transfers(self, min_age: float = 3600.0) -> None:
-        """Export/import temp tars a dead server left in the store's root (older than an hour)."""
+        """Export/import temp tars and staging directories a dead server left in the store's
+        root (older than an hour)."""
         now = time.time()
-        for pattern in ("export-*.tar", "import-*.tar"):
+        for pattern in ("export-*.tar", "import-*.tar", f"{STAGING_PREFIX}*"):
             for path in self.root.glob(pattern):
                 with contextlib.suppress(OSError):
                     if now - path.stat().st_mtime >= min_age:
-                        path.unlink()
+                        if path.is_dir():
+                            shutil.rmtree(path, ignore_errors=True)
+                        else:
+                            path.unlink()

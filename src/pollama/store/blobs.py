@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -169,6 +169,45 @@ class Blobs:
         os.chmod(path, 0o644)
         os.replace(path, final)
         fsync_dir(self.root)
+
+    def temp_path(self) -> Path:
+        """A fresh name in the blobs directory for a file another writer (a quantizer) fills;
+        `commit_file` gives it its digest name. Strays are pruned like any temp file."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self.root / f"{TEMP_PREFIX}{secrets.token_hex(8)}"
+
+    def commit_file(self, path: Path, on_chunk: Callable[[int], None] | None = None
+                    ) -> tuple[str, int, bool]:
+        """Hash a finished file from `temp_path`, fsync it and name it by its digest; returns
+        (digest, size, created). `on_chunk(bytes_hashed)` is called as hashing goes (it may
+        raise to stop); on any failure, or when the blob already exists, the file is removed."""
+        if path.parent != self.root:
+            raise ValueError(f"{path} is not in {self.root}")
+        try:
+            h = hashlib.sha256()
+            size = 0
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK * 16):
+                    h.update(chunk)
+                    size += len(chunk)
+                    if on_chunk is not None:
+                        on_chunk(size)
+                os.fsync(f.fileno())
+            digest = f"sha256:{h.hexdigest()}"
+            final = self.path(digest)
+            created = not final.exists()
+            if created:
+                self.adopt(path, digest)
+            else:
+                path.unlink()
+                with contextlib.suppress(OSError):
+                    os.utime(final)
+        except BaseException as err:
+            path.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise storage_error(err, "blob") from err
+            raise
+        return digest, size, created
 
     def read_bytes(self, digest: str) -> bytes:
         try:
