@@ -13,6 +13,7 @@ Skipped (with the reason) only where the installed llama-cpp-python lacks the RP
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -51,6 +52,27 @@ def test_without_rpc_worker_and_serve_refuse_clearly(tmp_path):
         assert f"OLLAMA_RPC_SERVERS is set, but {rpc.NOT_BUILT}" in str(err.value)
     finally:
         server.cleanup()
+
+
+def test_runner_with_an_absent_worker(smollm2_path):
+    """A worker nobody answers on is left out (the model loads here); without an RPC build
+    the runner says so, and never blames the worker."""
+    from pollama.engine import RunnerHandle, RunnerStartError
+
+    async def load() -> dict[str, Any]:
+        handle = await RunnerHandle.start(smollm2_path, num_ctx=256, num_parallel=1,
+                                          repack=False, rpc_servers=["127.0.0.1:1"])
+        await handle.close()
+        return dict(handle.info)
+
+    if _WHY_NOT == rpc.NOT_BUILT:
+        with pytest.raises(RunnerStartError) as err:
+            asyncio.run(load())
+        assert rpc.NOT_BUILT in str(err.value) and "went away" not in str(err.value)
+        return
+    info = asyncio.run(load())
+    assert info["rpc_skipped"] == {"127.0.0.1:1": "connection refused"}
+    assert [(d["name"], d["layers"]) for d in info["devices"]] == [("CPU", 31)]
 
 
 @needs_rpc

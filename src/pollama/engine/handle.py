@@ -403,13 +403,13 @@ class RunnerHandle:
         await asyncio.to_thread(self._proc.wait)
         if self._stdin is not None:
             self._stdin.close()
-        if self._rpc_servers and (self._rpc_failure or self._proc.returncode):
+        if self._rpc_failure:
             # Which worker is gone names the failure (llama.cpp's own message does not).
             self._workers_gone = await rpc.unreachable(self._rpc_servers)
         self._on_lost()
 
     def _crashed(self) -> RunnerCrashed:
-        if self._workers_gone or self._rpc_failure:
+        if self._rpc_failure:
             return RpcWorkerLost(self._workers_gone,
                                  last_log_line=self._rpc_failure or self.last_log_line,
                                  returncode=self.returncode)
@@ -457,7 +457,7 @@ class RunnerHandle:
             self._on_stderr(b"\n")
         if not self._ready.done():
             reason = self._fatal or self.last_log_line or "no output"
-            if self._workers_gone or self._rpc_failure:
+            if self._rpc_failure:
                 reason = str(self._crashed())
             self._ready.set_exception(RunnerStartError(
                 f"llama runner process has terminated: {self.exit_description}: {reason}",
