@@ -145,3 +145,24 @@ def test_probe_reports_a_busy_or_absent_worker():
             rpc.probe(f"127.0.0.1:{port}", timeout=0.5)
     with pytest.raises(rpc.WorkerUnavailable, match="connection refused"):
         rpc.probe(f"127.0.0.1:{port}", timeout=0.5)
+
+
+def test_unreachable_names_gone_workers_not_busy_ones():
+    import asyncio
+    import threading
+
+    with socket.create_server(("127.0.0.1", 0)) as busy, \
+            socket.create_server(("127.0.0.1", 0)) as dying:
+        def hang_up() -> None:  # accepts, then closes without a word: a worker on its way out
+            conn, _ = dying.accept()
+            conn.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        with socket.create_server(("127.0.0.1", 0)) as closed:
+            gone_port = closed.getsockname()[1]
+        endpoints = [f"127.0.0.1:{s.getsockname()[1]}" for s in (busy, dying)]
+        endpoints.append(f"127.0.0.1:{gone_port}")
+        gone = asyncio.run(rpc.unreachable(endpoints, timeout=0.5))
+    assert set(gone) == set(endpoints[1:])  # the busy one is there
+    assert gone[endpoints[1]] in ("the worker closed the connection", "connection reset by peer")
+    assert gone[endpoints[2]] == "connection refused"

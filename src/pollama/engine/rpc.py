@@ -39,10 +39,11 @@ NOT_BUILT = ("this llama-cpp-python was built without llama.cpp's RPC backend: r
 class WorkerUnavailable(Exception):
     """A worker that cannot take this runner: down, busy, or speaking another version."""
 
-    def __init__(self, endpoint: str, reason: str) -> None:
+    def __init__(self, endpoint: str, reason: str, *, busy: bool = False) -> None:
         super().__init__(f"RPC worker {endpoint}: {reason}")
         self.endpoint = endpoint
         self.reason = reason
+        self.busy = busy  # it is there, serving another client
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def probe(endpoint: str, timeout: float = 5.0) -> WorkerInfo:
         except TimeoutError:
             raise WorkerUnavailable(
                 endpoint, f"busy: no answer within {timeout:g} s (a worker serves one "
-                "runner at a time)") from None
+                "runner at a time)", busy=True) from None
         except OSError as err:
             raise WorkerUnavailable(endpoint, _reason(err)) from None
     if not memory:
@@ -127,24 +128,26 @@ def probe(endpoint: str, timeout: float = 5.0) -> WorkerInfo:
 
 
 async def unreachable(endpoints: Sequence[str], timeout: float = 2.0) -> dict[str, str]:
-    """The endpoints a TCP connection cannot reach now, each with the reason (for the error
-    of a runner that died: which worker went away)."""
+    """The workers that do not answer now, each with the reason (for the error of a runner
+    that died: which worker went away). A busy worker is there. A dying worker can still
+    accept a connection for a moment, so each is asked for its HELLO, and asked again shortly
+    when all seem alive."""
 
-    async def check(endpoint: str) -> str | None:
-        host, port = split_endpoint(endpoint)
+    def check(endpoint: str) -> str | None:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        except TimeoutError:
-            return f"no answer within {timeout:g} s"
-        except OSError as err:
-            return _reason(err)
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+            probe(endpoint, timeout)
+        except WorkerUnavailable as err:
+            return None if err.busy else err.reason
         return None
 
-    reasons = await asyncio.gather(*(check(e) for e in endpoints))
-    return {e: r for e, r in zip(endpoints, reasons, strict=True) if r is not None}
+    for attempt in range(2):
+        if attempt:
+            await asyncio.sleep(0.5)
+        reasons = await asyncio.gather(*(asyncio.to_thread(check, e) for e in endpoints))
+        gone = {e: r for e, r in zip(endpoints, reasons, strict=True) if r is not None}
+        if gone:
+            break
+    return gone
 
 
 @dataclass(frozen=True)
