@@ -16,6 +16,7 @@
 # llama.cpp is compiled with GGML_NATIVE=OFF (x86-64 with AVX2, or the arm64 baseline) so the
 # image runs on other CPUs than the one that built it; for a build tuned to this machine:
 #   docker build --build-arg CMAKE_ARGS="-DGGML_NATIVE=ON" -t pollama .
+# and with GGML_RPC=on, as `make install` builds it, so `pollama worker` and OLLAMA_RPC_SERVERS work.
 #
 # Debian and Ubuntu packages are not pinned to versions (hadolint DL3008): the base image's
 # release decides them, and exact versions disappear from the mirrors with each security update.
@@ -30,7 +31,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
 ARG CMAKE_ARGS=""
-ENV CMAKE_ARGS="-DGGML_NATIVE=OFF ${CMAKE_ARGS}"
+ENV CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_RPC=on ${CMAKE_ARGS}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
@@ -45,7 +46,7 @@ RUN apt-get update \
         build-essential cmake \
     && rm -rf /var/lib/apt/lists/*
 ARG CMAKE_ARGS=""
-ENV CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF ${CMAKE_ARGS}"
+ENV CMAKE_ARGS="-DGGML_CUDA=on -DGGML_NATIVE=OFF -DGGML_RPC=on ${CMAKE_ARGS}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src

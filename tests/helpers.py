@@ -15,7 +15,7 @@ import httpx
 
 from pollama.cli.bundled import smollm2_gguf
 
-__all__ = ["Server", "create_from_gguf", "free_port", "smollm2_gguf"]
+__all__ = ["Server", "Worker", "create_from_gguf", "free_port", "smollm2_gguf"]
 
 
 def free_port() -> int:
@@ -94,6 +94,53 @@ class Server:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Worker:
+    """A real `pollama worker` (llama.cpp's RPC server) on a free loopback port."""
+
+    def __init__(self, root: Path, *args: str) -> None:
+        self.port = free_port()
+        self.endpoint = f"127.0.0.1:{self.port}"
+        self.cache = root / f"rpc-cache-{self.port}"
+        self.log_path = root / f"worker-{self.port}.log"
+        self.args = args
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        from pollama.engine import rpc
+
+        self._log = open(self.log_path, "ab")  # noqa: SIM115
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pollama", "worker", "--listen", self.endpoint,
+             "--cache-dir", str(self.cache), "--threads", "1", *self.args],
+            env=env, stdout=self._log, stderr=self._log)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log()}")
+            try:
+                rpc.probe(self.endpoint, timeout=2)
+                return self
+            except rpc.WorkerUnavailable:
+                time.sleep(0.1)
+        raise RuntimeError(f"worker did not start: {self.log()}")
+
+    def stop(self) -> int | None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+        return self.process.returncode if self.process else None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 def create_from_gguf(server: Server, name: str, gguf: Path, **kwargs) -> None:

@@ -32,6 +32,7 @@ KV_CACHE_BYTES: dict[str, float] = {
 KV_CACHE_TYPES = tuple(KV_CACHE_BYTES)
 UNQUANTIZED_KV_CACHE_TYPES = ("f16", "f32", "bf16")
 DEFAULT_KV_CACHE_SIZE = 4 << 30  # OLLAMA_KV_CACHE_DIR_SIZE: saved KV state on disk, at most
+DEFAULT_RPC_PORT = 50052  # llama.cpp's rpc-server default, and `pollama worker`'s
 _SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 def _var(env: dict[str, str], key: str) -> str:
@@ -121,6 +122,54 @@ def _kv_cache_size(env: dict[str, str]) -> int:
     except ValueError:
         log.warning("invalid OLLAMA_KV_CACHE_DIR_SIZE %r, using the default (4G)", raw)
         return DEFAULT_KV_CACHE_SIZE
+
+
+def parse_rpc_endpoint(raw: str) -> str:
+    """`host:port` of an RPC worker (port 50052 when left out); ValueError says what is wrong.
+    llama.cpp's RPC transport is IPv4 only, so an IPv6 address is refused."""
+    text = raw.strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = text, str(DEFAULT_RPC_PORT)
+    if not host or any(c in host for c in " /[]:,"):
+        raise ValueError(f"{raw!r} is not host:port (llama.cpp's RPC is IPv4 only)")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{raw!r} has no valid port")
+    return f"{host}:{int(port_text)}"
+
+
+def _rpc_servers(env: dict[str, str]) -> tuple[tuple[str, ...], str]:
+    """OLLAMA_RPC_SERVERS: the workers, and what is wrong with the value."""
+    raw = _var(env, "OLLAMA_RPC_SERVERS")
+    endpoints: list[str] = []
+    for item in (i for i in raw.split(",") if i.strip()):
+        try:
+            endpoints.append(parse_rpc_endpoint(item))
+        except ValueError as err:
+            return (), f"OLLAMA_RPC_SERVERS: {err}"
+    if len(set(endpoints)) != len(endpoints):
+        return (), "OLLAMA_RPC_SERVERS names a worker twice"
+    return tuple(endpoints), ""
+
+
+def _rpc_split(env: dict[str, str], servers: tuple[str, ...]) -> tuple[tuple[float, ...], str]:
+    """OLLAMA_RPC_SPLIT: this machine's share of the layers, then each worker's."""
+    raw = _var(env, "OLLAMA_RPC_SPLIT")
+    if not raw:
+        return (), ""
+    if not servers:
+        return (), "OLLAMA_RPC_SPLIT is set, but OLLAMA_RPC_SERVERS names no worker"
+    try:
+        shares = tuple(float(x) for x in raw.split(","))
+    except ValueError:
+        shares = ()
+    if not shares or any(not math.isfinite(x) or x < 0 for x in shares) or sum(shares) <= 0:
+        return (), (f"OLLAMA_RPC_SPLIT={raw!r} is not a list of shares such as 1,1,2 "
+                    "(non-negative numbers, not all zero)")
+    if len(shares) != len(servers) + 1:
+        return (), (f"OLLAMA_RPC_SPLIT has {len(shares)} shares; it takes one for this machine "
+                    f"and one per OLLAMA_RPC_SERVERS worker ({len(servers) + 1})")
+    return shares, ""
 
 
 @dataclass(frozen=True)
@@ -228,6 +277,11 @@ class Config:
     # <home>/kv-cache; OLLAMA_KV_CACHE_DIR_SIZE: its size limit in bytes, default 4G.
     kv_cache_dir: Path | None = None
     kv_cache_size: int = DEFAULT_KV_CACHE_SIZE
+    # OLLAMA_RPC_SERVERS: RPC workers (`pollama worker`) runners split layers over;
+    # OLLAMA_RPC_SPLIT: the shares of this machine and each worker (default: free memory).
+    rpc_servers: tuple[str, ...] = ()
+    rpc_split: tuple[float, ...] = ()
+    rpc_error: str = ""  # what is wrong with OLLAMA_RPC_SERVERS / OLLAMA_RPC_SPLIT
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Config:
@@ -240,6 +294,8 @@ class Config:
         go_template = _optional_bool(env, "OLLAMA_GO_TEMPLATE")
         flash = _optional_bool(env, "OLLAMA_FLASH_ATTENTION")
         keys, keys_error = _api_keys(env)
+        rpc_servers, rpc_error = _rpc_servers(env)
+        rpc_split, split_error = _rpc_split(env, rpc_servers)
         return cls(
             host=parse_host(_var(env, "OLLAMA_HOST")),
             models=Path(models).expanduser() if models else home / "models",
@@ -266,6 +322,9 @@ class Config:
             conversations=_conversations(env, home),
             kv_cache_dir=_kv_cache_dir(env, home),
             kv_cache_size=_kv_cache_size(env),
+            rpc_servers=rpc_servers,
+            rpc_split=rpc_split,
+            rpc_error=rpc_error or split_error,
         )
 
     @property
@@ -286,6 +345,8 @@ class Config:
             errors.append(f"OLLAMA_KV_CACHE_TYPE={kv} needs flash attention, but "
                           "OLLAMA_FLASH_ATTENTION turns it off: unset one of them")
         errors += origin_problems(self.origins)
+        if self.rpc_error:
+            errors.append(self.rpc_error)
         if self.api_keys_error:
             errors.append(self.api_keys_error)
         elif not self.api_keys and not self.allow_insecure and not self.host.is_loopback:
@@ -359,6 +420,10 @@ SERVE_ENV_DOCS: dict[str, str] = {
         "Where prompts' KV state is saved to resume them (default ~/.ollama/kv-cache; 0 = off)",
     "OLLAMA_KV_CACHE_DIR_SIZE":
         "Size limit of the saved KV state, least recently used out (default: 4G)",
+    "OLLAMA_RPC_SERVERS":
+        "RPC workers (`pollama worker`) to split models over, e.g. host1:50052,host2:50052",
+    "OLLAMA_RPC_SPLIT":
+        "Layer shares of this machine then each worker, e.g. 1,1,2 (default: by free memory)",
 }
 CLIENT_ENV_DOCS: dict[str, str] = {
     "OLLAMA_HOST": "IP Address for the ollama server (default 127.0.0.1:11434)",

@@ -79,6 +79,39 @@ def serve() -> None:
     run_server()
 
 
+@app.command(help="Serve this machine's CPU or GPUs to pollama servers elsewhere (llama.cpp "
+                  "RPC): models split their layers over the workers listed in their "
+                  "OLLAMA_RPC_SERVERS. The RPC protocol has no authentication: trusted "
+                  "networks only.")
+def worker(
+    listen: Annotated[str, typer.Option(
+        "--listen", metavar="ADDRESS:PORT",
+        help="Where to listen (IPv4; a name is resolved)")] = "127.0.0.1:50052",
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote",
+        help="Allow a --listen address other machines can reach")] = False,
+    cache: Annotated[bool, typer.Option(
+        "--cache/--no-cache",
+        help="Keep received tensors on disk, so the next load of a model sends only "
+             "hashes")] = True,
+    cache_dir: Annotated[Path | None, typer.Option(
+        "--cache-dir", help="Where the tensor cache lives (default ~/.ollama/rpc-cache)")]
+    = None,
+    threads: Annotated[int, typer.Option(
+        "--threads", help="CPU threads (default: one per physical core)")] = 0,
+) -> None:
+    from pollama.config import Config
+    from pollama.engine.worker import WorkerError, run
+
+    directory = (cache_dir or Config.from_env().home / "rpc-cache") if cache else None
+    try:
+        code = run(listen, allow_remote=allow_remote, cache_dir=directory, threads=threads)
+    except WorkerError as err:
+        raise UserError(str(err)) from None
+    if code:
+        sys.exit(code)  # typer.Exit would be returned, not raised, by main()'s app call
+
+
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

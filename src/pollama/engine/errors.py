@@ -4,6 +4,7 @@
     ├── EngineError                    500, base of everything a runner can fail with
     │   ├── RunnerStartError           500 the runner process died or timed out while loading
     │   ├── RunnerCrashed              500 the runner process died while serving (Ollama ERR-13)
+    │   │   └── RpcWorkerLost          500 ... because an RPC worker it ran layers on went away
     │   └── RunnerError                500 the runner failed one request (decode error, ...)
     └── BadRequest (pollama.errors)    400
         └── RequestRejected            400 the runner refused a request as sent (bad grammar, ...)
@@ -54,6 +55,25 @@ class RunnerCrashed(EngineError):
         super().__init__(message)
         self.last_log_line = last_log_line
         self.returncode = returncode
+
+
+class RpcWorkerLost(RunnerCrashed):
+    """The runner died because the connection to an RPC worker broke (llama.cpp aborts then);
+    `workers` are the endpoints that no longer answer, each with the reason."""
+
+    def __init__(self, workers: dict[str, str], *, last_log_line: str = "",
+                 returncode: int | None = None) -> None:
+        if workers:
+            names = ", ".join(f"{e} ({reason})" for e, reason in workers.items())
+            plural = "s" if len(workers) > 1 else ""
+            message = (f"RPC worker{plural} {names} went away while the model ran on "
+                       f"{'them' if plural else 'it'}; the next request loads the model on "
+                       "the devices that remain")
+        else:
+            message = (f"the connection to an RPC worker failed ({last_log_line}); the next "
+                       "request loads the model again")
+        super().__init__(message, last_log_line=last_log_line, returncode=returncode)
+        self.workers = workers
 
 
 class RunnerError(EngineError):

@@ -30,12 +30,13 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pollama.engine import protocol
+from pollama.engine import protocol, rpc
 from pollama.engine.cpu_probe import default_verdict, describe_exit
 from pollama.engine.errors import (
     RUNNER_CRASHED,
     PromptTooLong,
     RequestRejected,
+    RpcWorkerLost,
     RunnerCrashed,
     RunnerError,
     RunnerStartError,
@@ -44,6 +45,8 @@ from pollama.engine.errors import (
 log = logging.getLogger("pollama.runner")
 
 _EXITED = object()  # put on every pending request when the process is gone
+# What llama.cpp's RPC client says before it aborts on a broken worker connection.
+_RPC_FAILURES = ("Remote RPC server crashed", "Failed to connect to", "RPC handshake failed")
 
 
 class Embeddings(list):  # type: ignore[type-arg]
@@ -92,9 +95,13 @@ class _PipeReader(asyncio.Protocol):
 class RunnerHandle:
     """One runner process and the requests in flight to it."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], log_file: str | None) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], log_file: str | None,
+                 rpc_servers: Sequence[str] = ()) -> None:
         loop = asyncio.get_running_loop()
         self._proc = proc
+        self._rpc_servers = tuple(rpc_servers)
+        self._rpc_failure = ""  # llama.cpp's line when a worker connection broke
+        self._workers_gone: dict[str, str] = {}
         self._stdin: asyncio.WriteTransport | None = None
         self._open_pipes = 2  # stdout and stderr, until each reaches EOF
         self._reaper: asyncio.Future[None] | None = None
@@ -132,6 +139,8 @@ class RunnerHandle:
         kv_cache_type: str = "f16",
         state_dir: str | os.PathLike[str] | None = None,
         state_limit: int = 4 << 30,
+        rpc_servers: Sequence[str] = (),
+        rpc_split: Sequence[float] = (),
     ) -> RunnerHandle:
         """Start a runner process and wait until it has loaded the model.
 
@@ -140,6 +149,11 @@ class RunnerHandle:
         `state_dir`: where the runner saves and loads prompts' KV state (`kv_state.py`; the
         files are keyed by the model file, adapters, projector, num_ctx and cache settings),
         at most `state_limit` bytes there. `close` gives it time to save.
+        `rpc_servers` (`host:port`): RPC workers to split the layers over (`placement.py`), in
+        the `rpc_split` proportions (this machine first) or by free memory; a worker that is
+        down or busy is left out (`info["rpc_skipped"]`); `info["devices"]` says where the
+        layers went. If a worker goes away later the runner dies and requests get
+        RpcWorkerLost naming it.
         """
         if repack is None:
             repack = (await default_verdict()).repack
@@ -164,6 +178,12 @@ class RunnerHandle:
         if state_dir is not None and not embedding:
             args += ["--state-dir", os.fspath(state_dir), "--state-limit", str(state_limit)]
         env = dict(os.environ)
+        if rpc_servers:
+            args += ["--rpc-servers", ",".join(rpc_servers)]
+            if rpc_split:
+                args += ["--rpc-split", ",".join(f"{x:g}" for x in rpc_split)]
+            if not verbose:  # llama.cpp's abort would attach gdb for a backtrace: seconds
+                env.setdefault("GGML_NO_BACKTRACE", "1")
         src = str(Path(__file__).resolve().parents[2])  # so the child imports this pollama
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         proc = subprocess.Popen(
@@ -171,7 +191,7 @@ class RunnerHandle:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
             bufsize=0, start_new_session=True,  # a Ctrl+C meant for the server skips runners
         )
-        handle = cls(proc, os.fspath(log_file) if log_file else None)
+        handle = cls(proc, os.fspath(log_file) if log_file else None, rpc_servers)
         try:
             await handle._connect()
             handle._info = await asyncio.wait_for(asyncio.shield(handle._ready), load_timeout)
@@ -383,9 +403,16 @@ class RunnerHandle:
         await asyncio.to_thread(self._proc.wait)
         if self._stdin is not None:
             self._stdin.close()
+        if self._rpc_failure:
+            # Which worker is gone names the failure (llama.cpp's own message does not).
+            self._workers_gone = await rpc.unreachable(self._rpc_servers)
         self._on_lost()
 
     def _crashed(self) -> RunnerCrashed:
+        if self._rpc_failure:
+            return RpcWorkerLost(self._workers_gone,
+                                 last_log_line=self._rpc_failure or self.last_log_line,
+                                 returncode=self.returncode)
         detail = f"llama runner process has terminated: {self.exit_description}"
         if self.last_log_line:
             detail += f": {self.last_log_line}"
@@ -422,12 +449,16 @@ class RunnerHandle:
                 log.debug("runner %d: %s", self.pid, text)
             if text.strip():
                 self._tail.append(text)
+                if self._rpc_servers and any(f in text for f in _RPC_FAILURES):
+                    self._rpc_failure = text.strip()
 
     def _on_lost(self) -> None:  # the process has exited and its pipes are closed
         if self._err:
             self._on_stderr(b"\n")
         if not self._ready.done():
             reason = self._fatal or self.last_log_line or "no output"
+            if self._rpc_failure:
+                reason = str(self._crashed())
             self._ready.set_exception(RunnerStartError(
                 f"llama runner process has terminated: {self.exit_description}: {reason}",
                 reason=reason, returncode=self.returncode,

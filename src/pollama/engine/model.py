@@ -19,6 +19,7 @@ from llama_cpp import llama_cpp as C
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
 from pollama.config import KV_CACHE_BYTES
+from pollama.engine.placement import Placement, place
 
 _POOLING_NAMES = {0: None, 1: "mean", 2: "cls", 3: "last", 4: "rank"}
 
@@ -46,6 +47,8 @@ class LoadOptions:
     repack: bool = True  # llama.cpp's extra buffer types (AMX, AVX2/AVX512 weight repacks)
     flash_attention: str = "auto"  # "on", "off" or "auto" (llama.cpp decides per device)
     kv_cache_type: str = "f16"  # K and V cache type: f16, q8_0, q4_0, ... (see KV_CACHE_TYPES)
+    rpc_servers: tuple[str, ...] = ()  # RPC workers to split the layers over (placement.py)
+    rpc_split: tuple[float, ...] = ()  # this machine's share, then each worker's; () = by memory
 
 
 # ggml_log_level of this llama.cpp (llama-cpp-python's own _logger still has the older order,
@@ -63,6 +66,7 @@ class _Log:
         self.first_error = ""
         self.flash_attention = ""  # "on"/"off" once llama.cpp has resolved "auto"
         self._last_level = 1
+        self.recording: list[str] | None = None  # every line, while a load is placed on workers
         self._callback = C.llama_log_callback(self._log)
         C.llama_log_set(self._callback, ctypes.c_void_p(0))
 
@@ -70,6 +74,8 @@ class _Log:
         level = self._last_level if level == _LOG_CONT else level
         self._last_level = level
         message = text.decode("utf-8", "replace")
+        if self.recording is not None:
+            self.recording.append(message)
         if level == _LOG_ERROR and message.strip():
             self.last_error = message.strip()
             self.first_error = self.first_error or self.last_error
@@ -146,6 +152,20 @@ class LoadedModel:
         mparams.use_extra_bufts = options.repack
         if options.num_gpu >= 0:
             mparams.n_gpu_layers = options.num_gpu
+        self.placement: Placement | None = None
+        self.devices: list[dict[str, Any]] = []
+        if options.rpc_servers:
+            self.placement = place(path, options.rpc_servers, options.rpc_split, options.num_gpu)
+            self.placement.apply(mparams)
+            _log.recording = []
+        try:
+            self._load_model_and_context(path, options, mparams)
+        finally:
+            if self.placement is not None and _log.recording is not None:
+                self.devices = self.placement.report(_log.recording)
+            _log.recording = None
+
+    def _load_model_and_context(self, path: str, options: LoadOptions, mparams: Any) -> None:
         _log.reset()
         try:
             self.model = LlamaModel(path_model=path, params=mparams, verbose=True)
@@ -304,6 +324,9 @@ class LoadedModel:
             "flash_attention": _log.flash_attention or self.options.flash_attention,
             "kv_cache_type": self.options.kv_cache_type,
             "pid": os.getpid(),
+            # With RPC workers: where the layers live, and the workers left out (and why).
+            "devices": self.devices,
+            "rpc_skipped": self.placement.skipped if self.placement is not None else {},
         }
 
     # -- text ------------------------------------------------------------------------------

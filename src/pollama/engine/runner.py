@@ -3,7 +3,7 @@
     python -m pollama.engine.runner --model PATH [--ctx-size N] [--parallel N] [--batch-size N]
         [--threads N] [--no-mmap] [--n-gpu-layers N] [--embedding] [--lora PATH]... [--verbose]
         [--no-repack] [--flash-attn on|off|auto] [--cache-type TYPE]
-        [--state-dir DIR] [--state-limit BYTES]
+        [--state-dir DIR] [--state-limit BYTES] [--rpc-servers HOST:PORT,...] [--rpc-split N,...]
 
 It speaks the protocol in `protocol.py` on stdin/stdout (stderr is its log). The main thread
 runs the loop and writes each step's text straight to stdout (`protocol.Outbox` queues and
@@ -51,6 +51,7 @@ from pollama.engine.model import (
     LoadOptions,
 )
 from pollama.engine.protocol import Outbox
+from pollama.engine.rpc import keep_alive_connections
 from pollama.engine.sampling import GenerationParams, build_chain, generation_params
 from pollama.engine.text import TextStream
 from pollama.engine.vision import (
@@ -1149,6 +1150,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="save and load slots' KV state here (a prompt cache across restarts)")
     p.add_argument("--state-limit", type=int, default=4 << 30,
                    help="size limit of --state-dir in bytes (least recently used out)")
+    p.add_argument("--rpc-servers", default="",
+                   help="RPC workers (host:port,...) to split the layers over (placement.py)")
+    p.add_argument("--rpc-split", default="",
+                   help="shares of this machine and each worker (default: by free memory)")
     return p.parse_args(argv)
 
 
@@ -1164,12 +1169,16 @@ def main(argv: list[str] | None = None) -> int:
         num_thread=args.threads, use_mmap=not args.no_mmap, num_gpu=args.n_gpu_layers,
         embedding=args.embedding, adapters=tuple(args.lora), verbose=args.verbose,
         repack=not args.no_repack, flash_attention=args.flash_attn, kv_cache_type=args.cache_type,
+        rpc_servers=tuple(e for e in args.rpc_servers.split(",") if e),
+        rpc_split=tuple(float(x) for x in args.rpc_split.split(",") if x),
     )
     vision: Vision | None = None
     try:
         if args.ctx_size < 1 or args.parallel < 1:
             raise ValueError("--ctx-size and --parallel must be positive")
         model = LoadedModel(args.model, options)
+        if model.placement is not None:
+            keep_alive_connections(model.placement.endpoints)
         if not args.embedding:
             model.warm_up()
             if args.mmproj:

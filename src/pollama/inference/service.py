@@ -197,8 +197,14 @@ class Inference:
             repack=verdict.repack, flash_attention=config.flash_attention_mode,
             kv_cache_type=config.kv_cache_type or "f16",
             state_dir=config.kv_cache_dir if config.kv_cache_size > 0 else None,
-            state_limit=config.kv_cache_size)
+            state_limit=config.kv_cache_size,
+            rpc_servers=config.rpc_servers, rpc_split=config.rpc_split)
         info = handle.info
+        for endpoint, reason in (info.get("rpc_skipped") or {}).items():
+            log.warning("RPC worker %s left out of %s: %s", endpoint, spec.model_path, reason)
+        if info.get("devices"):
+            log.info("layers of %s: %s", spec.model_path, ", ".join(
+                f"{d['name']} {d['layers']}" for d in info["devices"]))
         log.info("llama runner started: model=%s pid=%d num_ctx=%s parallel=%s threads=%s "
                  "flash_attention=%s kv_cache_type=%s repack=%s kv_bytes=%s", spec.model_path,
                  handle.pid, info.get("num_ctx"), info.get("num_parallel"),
@@ -710,8 +716,11 @@ class Inference:
             # Ollama: forever is now + MaxInt64 ns (about 292 years), and nothing lasts longer
             expires = min(runner.expires_at, time.time() + MAX_DURATION)
             expires_text = go_time(datetime.fromtimestamp(expires))
-            out.append({"name": runner.name, "model": runner.name, "size": runner.memory,
-                        "digest": runner.digest, "details": runner.details,
-                        "expires_at": expires_text, "size_vram": 0,  # CPU only: no offload
-                        "context_length": runner.spec.num_ctx})
+            entry = {"name": runner.name, "model": runner.name, "size": runner.memory,
+                     "digest": runner.digest, "details": runner.details,
+                     "expires_at": expires_text, "size_vram": 0,  # CPU only: no offload
+                     "context_length": runner.spec.num_ctx}
+            if self.config.rpc_servers:  # beyond Ollama: where the layers live
+                entry["devices"] = list(runner.started().info.get("devices") or [])
+            out.append(entry)
         return out

@@ -25,6 +25,25 @@ def _log_level(config: Config) -> int:
     return logging.INFO
 
 
+def _rpc_problems(config: Config) -> list[str]:
+    """OLLAMA_RPC_SERVERS needs a llama.cpp built with RPC; say how each worker is doing."""
+    from pollama.engine import rpc
+
+    reason = rpc.library_check()
+    if reason:
+        return [f"OLLAMA_RPC_SERVERS is set, but {reason}"]
+    for endpoint in config.rpc_servers:
+        try:
+            info = rpc.probe(endpoint, timeout=2.0)
+        except rpc.WorkerUnavailable as err:
+            log.warning("RPC worker %s: %s; models load without it while it stays so",
+                        endpoint, err.reason)
+            continue
+        log.info("RPC worker %s: %d device(s), %d MiB free", endpoint, len(info.memory),
+                 info.free >> 20)
+    return []
+
+
 def run_server(config: Config | None = None) -> None:
     """Serve until SIGINT/SIGTERM; loaded runners are stopped on the way out."""
     config = config or Config.from_env()
@@ -32,6 +51,8 @@ def run_server(config: Config | None = None) -> None:
                         format="time=%(asctime)s level=%(levelname)s source=%(name)s "
                                "msg=%(message)s")
     problems = config.serve_errors()
+    if config.rpc_servers and not problems:
+        problems = _rpc_problems(config)
     if problems:
         for problem in problems:
             print(f"Error: {problem}", file=sys.stderr)
