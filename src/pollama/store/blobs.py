@@ -217,8 +217,8 @@ class Blobs:
                         on_chunk(size)
                 os.fsync(f.fileno())
             digest = f"sha256:{h.hexdigest()}"
-            final = self.path(digest)
-            created = not final.exists()
+            final = self.name_path(digest)
+            created = not final.exists() or self.escapes(final)  # a link out is replaced
             if created:
                 self.adopt(path, digest)
             else:
