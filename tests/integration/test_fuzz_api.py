@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import copy
 import json
 import random
 import re
@@ -144,7 +145,7 @@ def _aim(body: Any, method: str, path: str, model: str | None, image: bool,
     options (a runner reload each) are kept only when `reload` is drawn."""
     if not isinstance(body, dict):
         return body
-    body = dict(body)
+    body = copy.deepcopy(body)  # the generated value stays as hypothesis made it
     if not reload and isinstance(body.get("options"), dict):
         body["options"] = {k: v for k, v in body["options"].items() if k not in RUNNER_OPTIONS}
     if model is not None and (method, path) not in _WRITES_MODEL and path != "/api/copy":
@@ -153,12 +154,13 @@ def _aim(body: Any, method: str, path: str, model: str | None, image: bool,
         body["from"] = model
     if path == "/api/copy" and model is not None:
         body["source"] = model
-    if image:
-        for message in body.get("messages") or []:
+    messages = body.get("messages")
+    if image and isinstance(messages, list):
+        for message in messages:
             if isinstance(message, dict) and isinstance(message.get("images"), list):
                 message["images"] = [PNG]
-        if isinstance(body.get("images"), list):
-            body["images"] = [PNG]
+    if image and isinstance(body.get("images"), list):
+        body["images"] = [PNG]
     _cap(body, path)
     return body
 
@@ -299,7 +301,7 @@ def run_schemathesis(server: Server, *, max_examples: int, stateful: bool,
                                 + check.failure_info.code_sample[:1500])
                         run.failures.setdefault((recorder.label, check.name), text)
         elif isinstance(event, events.NonFatalError):
-            run.errors.append(f"{event.label}: {event.info.format()}"[:600])
+            run.errors.append(f"{event.label}: {event.info.format()}"[:3000])
         elif isinstance(event, events.FatalError):
             run.errors.append(f"fatal: {event.exception!r}")
     run.seconds = time.monotonic() - started
