@@ -231,6 +231,7 @@ class FuzzRun:
     by_phase: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds_by: collections.Counter[str] = field(default_factory=collections.Counter)
     slow_requests: list[tuple[float, str]] = field(default_factory=list)
+    server_errors: collections.Counter[str] = field(default_factory=collections.Counter)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     failures: dict[tuple[str, str], str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -244,6 +245,8 @@ class FuzzRun:
         lines += [f"  slowest: {label} {seconds:.0f} s"
                   for label, seconds in self.seconds_by.most_common(8)]
         lines += [f"  slow request: {seconds:.1f} s {what}" for seconds, what in self.slow_requests]
+        lines += [f"  5xx (deliberate, checked): {n} x {what}"
+                  for what, n in self.server_errors.most_common()]
         lines += [f"  FAIL {label} [{check}]: {text}"
                   for (label, check), text in sorted(self.failures.items())]
         lines += [f"  ERROR {e}" for e in self.errors]
@@ -289,6 +292,9 @@ def run_schemathesis(server: Server, *, max_examples: int, stateful: bool,
                 run.by_phase[event.phase.value] += 1
                 if interaction.response is not None:
                     run.statuses[interaction.response.status_code] += 1
+                    if interaction.response.status_code >= 500:
+                        text = _error_text(interaction.response.content or b"")[:90]
+                        run.server_errors[f"{recorder.label}: {text}"] += 1
                     run.slow_requests.append((interaction.response.elapsed, (
                         f"{interaction.request.method} {interaction.request.uri} "
                         f"{(interaction.request.body or b'')[:300]!r}")))
