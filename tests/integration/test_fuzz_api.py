@@ -25,10 +25,12 @@ from __future__ import annotations
 import base64
 import collections
 import copy
+import io
 import json
 import random
 import re
 import resource
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -165,6 +167,35 @@ def _aim(body: Any, method: str, path: str, model: str | None, image: bool,
     return body
 
 
+_LAYOUT_NAMES = ["oci-layout", "index.json", "blobs/sha256/" + "0" * 64, "../escape", "/abs",
+                 "blobs/sha256/../../x", "manifest.json"]
+
+
+def _tarball(members: list[tuple[str, bytes]]) -> bytes:
+    """An archive for /api/import: OCI layout names (and hostile ones) with fuzzed contents."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+tarballs = st.lists(st.tuples(st.sampled_from(_LAYOUT_NAMES), st.binary(max_size=200)
+                              | st.just(b'{"imageLayoutVersion": "1.0.0"}')
+                              | st.just(b'{"schemaVersion": 2, "manifests": []}')),
+                    max_size=5).map(_tarball)
+
+
+@schemathesis.serializer("application/x-tar")
+def _tar_body(ctx: Any, value: Any) -> bytes:
+    """An import body as generated: bytes as they are, anything else as its JSON."""
+    if isinstance(value, bytes):
+        return value
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
+
+
 def _protect(body: Any, method: str, path: str) -> None:
     """Never let a request delete, overwrite or rename onto a fixture model."""
     if not isinstance(body, dict):
@@ -182,6 +213,8 @@ def install_hooks(schema: Any) -> None:
     def aim(context: Any, body: Any) -> Any:
         operation = context.operation
         method, path = operation.method.upper(), operation.path
+        if path == "/api/import":
+            return st.just(body) | tarballs
         return st.tuples(st.sampled_from([None, SMOL, TINY, TINY]), st.booleans(),
                          st.sampled_from([False, False, False, True])).map(
             lambda choice: _aim(body, method, path, *choice))
