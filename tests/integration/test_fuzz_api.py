@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import base64
 import collections
+import copy
+import io
 import json
 import random
 import re
 import resource
+import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -144,7 +147,7 @@ def _aim(body: Any, method: str, path: str, model: str | None, image: bool,
     options (a runner reload each) are kept only when `reload` is drawn."""
     if not isinstance(body, dict):
         return body
-    body = dict(body)
+    body = copy.deepcopy(body)  # the generated value stays as hypothesis made it
     if not reload and isinstance(body.get("options"), dict):
         body["options"] = {k: v for k, v in body["options"].items() if k not in RUNNER_OPTIONS}
     if model is not None and (method, path) not in _WRITES_MODEL and path != "/api/copy":
@@ -153,14 +156,44 @@ def _aim(body: Any, method: str, path: str, model: str | None, image: bool,
         body["from"] = model
     if path == "/api/copy" and model is not None:
         body["source"] = model
-    if image:
-        for message in body.get("messages") or []:
+    messages = body.get("messages")
+    if image and isinstance(messages, list):
+        for message in messages:
             if isinstance(message, dict) and isinstance(message.get("images"), list):
                 message["images"] = [PNG]
-        if isinstance(body.get("images"), list):
-            body["images"] = [PNG]
+    if image and isinstance(body.get("images"), list):
+        body["images"] = [PNG]
     _cap(body, path)
     return body
+
+
+_LAYOUT_NAMES = ["oci-layout", "index.json", "blobs/sha256/" + "0" * 64, "../escape", "/abs",
+                 "blobs/sha256/../../x", "manifest.json"]
+
+
+def _tarball(members: list[tuple[str, bytes]]) -> bytes:
+    """An archive for /api/import: OCI layout names (and hostile ones) with fuzzed contents."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+tarballs = st.lists(st.tuples(st.sampled_from(_LAYOUT_NAMES), st.binary(max_size=200)
+                              | st.just(b'{"imageLayoutVersion": "1.0.0"}')
+                              | st.just(b'{"schemaVersion": 2, "manifests": []}')),
+                    max_size=5).map(_tarball)
+
+
+@schemathesis.serializer("application/x-tar")
+def _tar_body(ctx: Any, value: Any) -> bytes:
+    """An import body as generated: bytes as they are, anything else as its JSON."""
+    if isinstance(value, bytes):
+        return value
+    return value.encode() if isinstance(value, str) else json.dumps(value).encode()
 
 
 def _protect(body: Any, method: str, path: str) -> None:
@@ -180,6 +213,8 @@ def install_hooks(schema: Any) -> None:
     def aim(context: Any, body: Any) -> Any:
         operation = context.operation
         method, path = operation.method.upper(), operation.path
+        if path == "/api/import":
+            return st.just(body) | tarballs
         return st.tuples(st.sampled_from([None, SMOL, TINY, TINY]), st.booleans(),
                          st.sampled_from([False, False, False, True])).map(
             lambda choice: _aim(body, method, path, *choice))
@@ -229,6 +264,7 @@ class FuzzRun:
     by_phase: collections.Counter[str] = field(default_factory=collections.Counter)
     seconds_by: collections.Counter[str] = field(default_factory=collections.Counter)
     slow_requests: list[tuple[float, str]] = field(default_factory=list)
+    server_errors: collections.Counter[str] = field(default_factory=collections.Counter)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     failures: dict[tuple[str, str], str] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -242,6 +278,8 @@ class FuzzRun:
         lines += [f"  slowest: {label} {seconds:.0f} s"
                   for label, seconds in self.seconds_by.most_common(8)]
         lines += [f"  slow request: {seconds:.1f} s {what}" for seconds, what in self.slow_requests]
+        lines += [f"  5xx (deliberate, checked): {n} x {what}"
+                  for what, n in self.server_errors.most_common()]
         lines += [f"  FAIL {label} [{check}]: {text}"
                   for (label, check), text in sorted(self.failures.items())]
         lines += [f"  ERROR {e}" for e in self.errors]
@@ -287,6 +325,9 @@ def run_schemathesis(server: Server, *, max_examples: int, stateful: bool,
                 run.by_phase[event.phase.value] += 1
                 if interaction.response is not None:
                     run.statuses[interaction.response.status_code] += 1
+                    if interaction.response.status_code >= 500:
+                        text = _error_text(interaction.response.content or b"")[:90]
+                        run.server_errors[f"{recorder.label}: {text}"] += 1
                     run.slow_requests.append((interaction.response.elapsed, (
                         f"{interaction.request.method} {interaction.request.uri} "
                         f"{(interaction.request.body or b'')[:300]!r}")))
@@ -299,7 +340,7 @@ def run_schemathesis(server: Server, *, max_examples: int, stateful: bool,
                                 + check.failure_info.code_sample[:1500])
                         run.failures.setdefault((recorder.label, check.name), text)
         elif isinstance(event, events.NonFatalError):
-            run.errors.append(f"{event.label}: {event.info.format()}"[:600])
+            run.errors.append(f"{event.label}: {event.info.format()}"[:3000])
         elif isinstance(event, events.FatalError):
             run.errors.append(f"fatal: {event.exception!r}")
     run.seconds = time.monotonic() - started

@@ -34,7 +34,8 @@ async def models(server: State) -> dict[str, Any]:
     return await asyncio.to_thread(list_models, server)
 
 
-@router.get("/v1/models/{model:path}", responses=doc.openai(404, ok=doc.OpenAIModel))
+@router.get("/v1/models/{model:path}", responses=doc.openai(404, ok=doc.OpenAIModel,
+                                                                  plain_404=True))
 async def retrieve_model(server: State, model: str = Path(description=doc.MODEL_NAME)
                          ) -> dict[str, Any]:
     stored = await asyncio.to_thread(server.store.get, model)  # ModelNotFound → 404
