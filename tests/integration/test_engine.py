@@ -387,6 +387,46 @@ def test_start_error_names_the_reason(loop, tmp_path):
         _start(loop, tmp_path / "missing.gguf", num_ctx=256, num_parallel=1)
 
 
+def _runners_with(arg: str) -> list[int]:
+    """Live runner processes whose command line holds `arg` (zombies excluded)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"pollama.engine.runner" in cmdline and arg.encode() in cmdline and state != "Z":
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.parametrize("turns", range(7))
+def test_a_start_cancelled_at_any_step_ends_the_runner_and_returns(loop, smollm2_path, turns):
+    """Cancelled after `turns` loop turns (the server stopping, a client gone while its model
+    starts): the start returns (CancelledError) and the process is gone. A cancel while the
+    pipes were being wired used to wait forever for pipes that were never watched."""
+    async def scenario() -> None:
+        start = asyncio.ensure_future(RunnerHandle.start(smollm2_path, num_ctx=264,
+                                                         num_parallel=1, repack=False))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        start.cancel()
+        done, _ = await asyncio.wait({start}, timeout=60)  # a hang guard, not a timing
+        assert done, "the cancelled start never returned"
+        assert start.cancelled()
+
+    loop.run_until_complete(scenario())
+    deadline = time.monotonic() + 30
+    while _runners_with("264") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _runners_with("264") == []
+
+
 def _write_lora(path: Any) -> None:
     """A random rank-8 LoRA on the first two layers' attention, written with `gguf`."""
     gguf = pytest.importorskip("gguf")

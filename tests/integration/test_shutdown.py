@@ -143,7 +143,8 @@ def test_an_answer_not_yet_sent_is_a_503(smollm2_path):
         wait_for("the runner to end", lambda: not alive(runner), timeout=30)
         [answer] = answers
         assert isinstance(answer, httpx.Response), (answer, srv.log()[-3000:])
-        assert answer.status_code == 503 and answer.json() == {"error": SHUTTING_DOWN}
+        assert answer.status_code == 503 and answer.json() == {"error": SHUTTING_DOWN}, (
+            answer.text, srv.log()[-3000:])
         assert "Traceback" not in srv.log(), srv.log()[-4000:]
     finally:
         srv.cleanup()

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import functools
 import itertools
 import logging
 import os
@@ -84,9 +85,13 @@ class _Replies:
 class _PipeReader(asyncio.Protocol):
     """Calls back on every read of one pipe (directly: no StreamReader, no extra loop turn)."""
 
-    def __init__(self, on_data: Any, on_close: Any) -> None:
+    def __init__(self, on_data: Any, on_open: Any, on_close: Any) -> None:
         self.data_received = on_data  # type: ignore[method-assign]
+        self._on_open = on_open
         self._on_close = on_close
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._on_open()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._on_close()
@@ -103,7 +108,9 @@ class RunnerHandle:
         self._rpc_failure = ""  # llama.cpp's line when a worker connection broke
         self._workers_gone: dict[str, str] = {}
         self._stdin: asyncio.WriteTransport | None = None
-        self._open_pipes = 2  # stdout and stderr, until each reaches EOF
+        self._open_pipes = 0  # stdout and stderr readers, from connected until EOF
+        self._connected = False  # every pipe handed to the loop (else `_close` reaps)
+        self._handed: set[str] = set()  # pipes a transport owns (it closes them)
         self._reaper: asyncio.Future[None] | None = None
         self._pending: dict[int, _Replies] = {}
         self._ids = itertools.count(1)
@@ -344,6 +351,15 @@ class RunnerHandle:
     # -- plumbing --------------------------------------------------------------------------
 
     async def _close(self, grace: float) -> None:
+        if not self._connected:  # stopped while its pipes were being wired: reap it here
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            await asyncio.to_thread(self._proc.wait)
+            for name in ("stdin", "stdout", "stderr"):
+                pipe = getattr(self._proc, name)
+                if name not in self._handed and pipe is not None:
+                    pipe.close()
+            self._on_lost()
         if not self.exited:
             with contextlib.suppress(RunnerCrashed):
                 self._send({"op": "shutdown"})
@@ -386,17 +402,24 @@ class RunnerHandle:
         return msg
 
     async def _connect(self) -> None:
+        # A cancellation can land at each await (the server stopping, a client gone while
+        # the runner starts): `_handed` says which pipes a transport owns by then.
         loop = asyncio.get_running_loop()
         proc = self._proc
-        await loop.connect_read_pipe(lambda: _PipeReader(self._on_stdout, self._pipe_closed),
-                                     proc.stdout)
-        await loop.connect_read_pipe(lambda: _PipeReader(self._on_stderr, self._pipe_closed),
-                                     proc.stderr)
+        for name, on_data in (("stdout", self._on_stdout), ("stderr", self._on_stderr)):
+            self._handed.add(name)
+            reader = functools.partial(_PipeReader, on_data, self._pipe_opened, self._pipe_closed)
+            await loop.connect_read_pipe(reader, getattr(proc, name))
+        self._handed.add("stdin")
         self._stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, proc.stdin)
+        self._connected = True
+
+    def _pipe_opened(self) -> None:
+        self._open_pipes += 1
 
     def _pipe_closed(self) -> None:
         self._open_pipes -= 1
-        if self._open_pipes == 0:  # the runner has exited (or closed its ends): reap it
+        if self._open_pipes == 0 and self._connected:  # the runner has exited: reap it
             self._reaper = asyncio.ensure_future(self._reap())
 
     async def _reap(self) -> None:
@@ -453,6 +476,8 @@ class RunnerHandle:
                     self._rpc_failure = text.strip()
 
     def _on_lost(self) -> None:  # the process has exited and its pipes are closed
+        if self._lost.done():
+            return
         if self._err:
             self._on_stderr(b"\n")
         if not self._ready.done():
