@@ -60,6 +60,8 @@ def test_errors_are_documented_in_each_dialects_shape(document: dict[str, Any]) 
             assert schema.endswith("/" + expected), (method, path, status)
         if path not in ("/", "/ui", "/ui/{file}"):  # API keys are configured above
             assert "401" in responses, f"{method} {path}"
+        if "requestBody" in op and path not in ("/api/blobs/{digest}", "/api/import"):
+            assert "413" in responses, f"{method} {path}"  # the body limit (server/limits.py)
 
 
 def test_operation_ids_are_unique_and_refs_resolve(document: dict[str, Any]) -> None:

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
+from pollama.server.limits import MAX_BODY, STREAMED_PATHS
+
 JSON = "application/json"
 NDJSON = "application/x-ndjson"
 SSE = "text/event-stream"
@@ -74,6 +76,7 @@ _WHY = {
     401: "an API key is required (OLLAMA_API_KEYS) and none or a wrong one was sent",
     404: "the model (or conversation, response, blob) does not exist",
     409: "the name is already taken",
+    413: f"the body is larger than {MAX_BODY >> 20} MiB (files go through /api/blobs/:digest)",
     499: "the client went away before the upload finished",
     500: "deliberate: the model runner failed to load or died, or the model's Go template "
          "failed (Ollama answers 500)",
@@ -436,6 +439,8 @@ def document(app: FastAPI, request_models: dict[str, type[BaseModel]], *,
                 responses["400"] = {"description": _WHY[400], "content": _error_ref(path)}
             if keys and not _open_to_all(path):
                 responses["401"] = {"description": _WHY[401], "content": _error_ref(path)}
+            if "requestBody" in operation and not path.startswith(STREAMED_PATHS):
+                responses["413"] = {"description": _WHY[413], "content": _error_ref(path)}
             if method == "head":
                 for response in responses.values():
                     response.pop("content", None)
