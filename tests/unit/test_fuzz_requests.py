@@ -2,12 +2,13 @@
 the JSON decoder (Go's rules and texts), the GBNF checker and the JSON-schema → grammar
 conversion. Whatever a client sends, the answer is a 400 (`BadRequest`), never another
 exception (a 500) and never a grammar that crashes a runner. Regressions found by fuzzing are
-pinned with `@example`."""
+pinned with `@example`; `FUZZ_EXAMPLES=5000` runs each property that many times."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import string
 
 import pytest
@@ -24,7 +25,9 @@ from pollama.inference.grammar import (
 from pollama.inference.requests import ChatRequest, GenerateRequest
 from pollama.server.native.types import CreateRequest, decode_json, parse_body
 
-FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))  # FUZZ_EXAMPLES=5000 for a deeper run
+FAST = settings(max_examples=EXAMPLES, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
@@ -122,7 +125,7 @@ schemas = st.recursive(
     max_leaves=12)
 
 
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(schemas)
 @example({"type": "string", "maxLength": 30000})  # was a runner SIGSEGV (30000 nested groups)
