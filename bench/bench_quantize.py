@@ -27,27 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.unquantized import f16_smollm2  # noqa: E402
 
+from pollama.engine.model import physical_cores  # noqa: E402
 from pollama.engine.quantize import FILE_TYPES, quantize_gguf  # noqa: E402
 from pollama.store import Store  # noqa: E402
 
 MB = 1000 * 1000
-
-
-def physical_cores() -> int:
-    """What the quantizer child uses (engine.model.physical_cores, read without llama_cpp)."""
-    cores = set()
-    physical = core = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            key, value = key.strip(), value.strip()
-            if key == "physical id":
-                physical = value
-            elif key == "core id":
-                core = value
-            elif not key and core:
-                cores.add((physical, core))
-    return len(cores) or 1
 
 
 def time_copy(source: Path, work: Path) -> float:

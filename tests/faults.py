@@ -25,7 +25,6 @@ the next pull resumes or a prune removes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -41,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from pollama.formats.modelfile import file_digest
 from tests.helpers import Server
 
 __all__ = ["GGUFLayout", "Mounts", "StoreCheck", "alive", "check_store", "conversation_db",
@@ -214,14 +214,6 @@ class StoreCheck:
         return self.blobs - used
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return f"sha256:{digest.hexdigest()}"
-
-
 def check_store(models: Path) -> StoreCheck:
     """Check every manifest and blob of a models folder (see the module's docstring)."""
     check = StoreCheck()
@@ -233,7 +225,7 @@ def check_store(models: Path) -> StoreCheck:
                 continue
             digest = entry.name.replace("-", ":", 1)
             check.blobs.add(digest)
-            if _sha256(entry) != digest:
+            if file_digest(entry) != digest:
                 check.problems.append(f"blob {entry.name} does not hash to its name")
     if manifest_dir.is_dir():
         for path in sorted(manifest_dir.rglob("*")):

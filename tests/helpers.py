@@ -24,6 +24,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def terminate(process: subprocess.Popen | None) -> None:
+    """SIGTERM a child still running, SIGKILL it after 15 s, and reap it."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class Server:
     """A real `pollama serve` subprocess on a free loopback port with its own store and home."""
 
@@ -62,13 +73,7 @@ class Server:
         raise RuntimeError(f"server did not start: {self.log()}")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         if getattr(self, "_log", None):
             self._log.close()
 
@@ -128,13 +133,7 @@ class Worker:
         raise RuntimeError(f"worker did not start: {self.log()}")
 
     def stop(self) -> int | None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process)
         if getattr(self, "_log", None):
             self._log.close()
         return self.process.returncode if self.process else None

@@ -23,7 +23,13 @@ import numpy as np
 
 from pollama.cli.bundled import smollm2_gguf
 from pollama.engine.quantize import quantize_gguf
-from tests.vision import _tokenizer
+from tests.vision import (
+    add_llama_blocks,
+    finish_gguf,
+    randn,
+    smollm2_tokenizer,
+    tiny_llama_writer,
+)
 
 F16_FILE = "smollm2-135m-f16.gguf"
 F32_EMBD, F32_FF, F32_LAYERS, F32_HEADS = 256, 512, 2, 4
@@ -45,49 +51,14 @@ def f16_smollm2(directory: Path) -> Path:
 def write_f32_llama(path: Path, seed: int = 0) -> Path:
     import gguf
 
-    tok = _tokenizer()
+    tok = smollm2_tokenizer()
     n_vocab = len(tok["tokenizer.ggml.tokens"])  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
-
-    def rand(*shape: int, scale: float = 0.0) -> np.ndarray:
-        scale = scale or 1.0 / np.sqrt(shape[-1])
-        return (rng.standard_normal(shape, dtype=np.float32) * scale).astype(np.float32)
-
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("pollama test model, F32 (random weights)")
-    w.add_context_length(2048)
-    w.add_embedding_length(F32_EMBD)
-    w.add_block_count(F32_LAYERS)
-    w.add_feed_forward_length(F32_FF)
-    w.add_head_count(F32_HEADS)
-    w.add_head_count_kv(F32_HEADS)
-    w.add_rope_dimension_count(F32_EMBD // F32_HEADS)
-    w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(n_vocab)
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_tokenizer_model(str(tok["tokenizer.ggml.model"]))
-    w.add_tokenizer_pre(str(tok["tokenizer.ggml.pre"]))
-    w.add_token_list(tok["tokenizer.ggml.tokens"])  # type: ignore[arg-type]
-    w.add_token_types(tok["tokenizer.ggml.token_type"])  # type: ignore[arg-type]
-    w.add_token_merges(tok["tokenizer.ggml.merges"])  # type: ignore[arg-type]
-    w.add_bos_token_id(int(tok["tokenizer.ggml.bos_token_id"]))  # type: ignore[call-overload]
-    w.add_eos_token_id(int(tok["tokenizer.ggml.eos_token_id"]))  # type: ignore[call-overload]
-    w.add_add_bos_token(False)
-    w.add_chat_template(str(tok["tokenizer.chat_template"]))
-    w.add_tensor("token_embd.weight", rand(n_vocab, F32_EMBD, scale=1.0))  # tied output
+    w = tiny_llama_writer(path, "pollama test model, F32 (random weights)", tok, n_embd=F32_EMBD,
+                          n_head=F32_HEADS, n_layer=F32_LAYERS, n_ff=F32_FF,
+                          file_type=gguf.LlamaFileType.ALL_F32)
+    w.add_tensor("token_embd.weight", randn(rng, n_vocab, F32_EMBD, scale=1.0))  # tied output
     w.add_tensor("output_norm.weight", np.ones(F32_EMBD, dtype=np.float32))
-    for i in range(F32_LAYERS):
-        p = f"blk.{i}."
-        w.add_tensor(p + "attn_norm.weight", np.ones(F32_EMBD, dtype=np.float32))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            w.add_tensor(p + name + ".weight", rand(F32_EMBD, F32_EMBD))
-        w.add_tensor(p + "ffn_norm.weight", np.ones(F32_EMBD, dtype=np.float32))
-        w.add_tensor(p + "ffn_gate.weight", rand(F32_FF, F32_EMBD))
-        w.add_tensor(p + "ffn_up.weight", rand(F32_FF, F32_EMBD))
-        w.add_tensor(p + "ffn_down.weight", rand(F32_EMBD, F32_FF))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    add_llama_blocks(w, rng, n_embd=F32_EMBD, n_layer=F32_LAYERS, n_ff=F32_FF, dtype=np.float32)
+    finish_gguf(w)
     return path

@@ -33,6 +33,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ __all__ = ["IMAGE_TOKENS", "TEXT_EMBD", "png_bytes", "solid_png", "write_vision_
 
 
 @functools.cache
-def _tokenizer() -> dict[str, object]:
+def smollm2_tokenizer() -> dict[str, object]:
     """SmolLM2's tokenizer metadata (read once per process: ~0.3 s)."""
     from pollama.formats import gguf as pgguf
 
@@ -60,19 +61,20 @@ def _tokenizer() -> dict[str, object]:
     return {k: v for k, v in info.kv.items() if k.startswith("tokenizer.")}
 
 
-def _rand(rng: np.random.Generator, *shape: int, scale: float = 0.0) -> np.ndarray:
+def randn(rng: np.random.Generator, *shape: int, scale: float = 0.0) -> np.ndarray:
+    """Gaussian weights scaled by 1/sqrt(fan-in), or by `scale`."""
     scale = scale or 1.0 / np.sqrt(shape[-1])
     return (rng.standard_normal(shape, dtype=np.float32) * scale).astype(np.float32)
 
 
-def _write_text(path: Path, rng: np.random.Generator) -> None:
+def tiny_llama_writer(path: Path, name: str, tok: dict[str, object], *, n_embd: int, n_head: int,
+                      n_layer: int, n_ff: int, file_type: int) -> Any:
+    """A `gguf.GGUFWriter` for a small Llama with `tok` (from `smollm2_tokenizer()`): its
+    hyper-parameters and tokenizer written; the caller adds any other keys, then the tensors."""
     import gguf
 
-    tok = _tokenizer()
-    n_vocab = len(tok["tokenizer.ggml.tokens"])  # type: ignore[arg-type]
-    n_embd, n_head, n_layer, n_ff = TEXT_EMBD, 4, 2, 128
     w = gguf.GGUFWriter(str(path), "llama")
-    w.add_name("pollama test vision model (random weights)")
+    w.add_name(name)
     w.add_context_length(2048)
     w.add_embedding_length(n_embd)
     w.add_block_count(n_layer)
@@ -82,8 +84,8 @@ def _write_text(path: Path, rng: np.random.Generator) -> None:
     w.add_rope_dimension_count(n_embd // n_head)
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-5)
-    w.add_vocab_size(n_vocab)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_vocab_size(len(tok["tokenizer.ggml.tokens"]))  # type: ignore[arg-type]
+    w.add_file_type(file_type)
     w.add_tokenizer_model(str(tok["tokenizer.ggml.model"]))
     w.add_tokenizer_pre(str(tok["tokenizer.ggml.pre"]))
     w.add_token_list(tok["tokenizer.ggml.tokens"])  # type: ignore[arg-type]
@@ -91,26 +93,44 @@ def _write_text(path: Path, rng: np.random.Generator) -> None:
     w.add_token_merges(tok["tokenizer.ggml.merges"])  # type: ignore[arg-type]
     w.add_bos_token_id(int(tok["tokenizer.ggml.bos_token_id"]))  # type: ignore[call-overload]
     w.add_eos_token_id(int(tok["tokenizer.ggml.eos_token_id"]))  # type: ignore[call-overload]
-    w.add_unk_token_id(int(tok["tokenizer.ggml.unknown_token_id"]))  # type: ignore[call-overload]
-    w.add_pad_token_id(int(tok["tokenizer.ggml.padding_token_id"]))  # type: ignore[call-overload]
     w.add_add_bos_token(False)
-    w.add_add_space_prefix(False)
     w.add_chat_template(str(tok["tokenizer.chat_template"]))
-    f16 = np.float16
-    w.add_tensor("token_embd.weight", _rand(rng, n_vocab, n_embd, scale=1.0).astype(f16))
-    w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    # An output layer of its own: tied to the embeddings, random weights echo the last token.
-    w.add_tensor("output.weight", _rand(rng, n_vocab, n_embd).astype(f16))
+    return w
+
+
+def add_llama_blocks(w: Any, rng: np.random.Generator, *, n_embd: int, n_layer: int, n_ff: int,
+                     dtype: type) -> None:
+    """The `n_layer` transformer blocks: unit norms, random matrices stored as `dtype`."""
     for i in range(n_layer):
         p = f"blk.{i}."
         w.add_tensor(p + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))
         for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            w.add_tensor(p + name + ".weight", _rand(rng, n_embd, n_embd).astype(f16))
+            w.add_tensor(p + name + ".weight", randn(rng, n_embd, n_embd).astype(dtype))
         w.add_tensor(p + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        w.add_tensor(p + "ffn_gate.weight", _rand(rng, n_ff, n_embd).astype(f16))
-        w.add_tensor(p + "ffn_up.weight", _rand(rng, n_ff, n_embd).astype(f16))
-        w.add_tensor(p + "ffn_down.weight", _rand(rng, n_embd, n_ff).astype(f16))
-    _finish(w)
+        w.add_tensor(p + "ffn_gate.weight", randn(rng, n_ff, n_embd).astype(dtype))
+        w.add_tensor(p + "ffn_up.weight", randn(rng, n_ff, n_embd).astype(dtype))
+        w.add_tensor(p + "ffn_down.weight", randn(rng, n_embd, n_ff).astype(dtype))
+
+
+def _write_text(path: Path, rng: np.random.Generator) -> None:
+    import gguf
+
+    tok = smollm2_tokenizer()
+    n_vocab = len(tok["tokenizer.ggml.tokens"])  # type: ignore[arg-type]
+    n_embd, n_head, n_layer, n_ff = TEXT_EMBD, 4, 2, 128
+    w = tiny_llama_writer(path, "pollama test vision model (random weights)", tok, n_embd=n_embd,
+                          n_head=n_head, n_layer=n_layer, n_ff=n_ff,
+                          file_type=gguf.LlamaFileType.MOSTLY_F16)
+    w.add_unk_token_id(int(tok["tokenizer.ggml.unknown_token_id"]))  # type: ignore[call-overload]
+    w.add_pad_token_id(int(tok["tokenizer.ggml.padding_token_id"]))  # type: ignore[call-overload]
+    w.add_add_space_prefix(False)
+    f16 = np.float16
+    w.add_tensor("token_embd.weight", randn(rng, n_vocab, n_embd, scale=1.0).astype(f16))
+    w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    # An output layer of its own: tied to the embeddings, random weights echo the last token.
+    w.add_tensor("output.weight", randn(rng, n_vocab, n_embd).astype(f16))
+    add_llama_blocks(w, rng, n_embd=n_embd, n_layer=n_layer, n_ff=n_ff, dtype=f16)
+    finish_gguf(w)
 
 
 def _write_projector(path: Path, rng: np.random.Generator, image_size: int, patch_size: int,
@@ -141,31 +161,31 @@ def _write_projector(path: Path, rng: np.random.Generator, image_size: int, patc
     f32 = np.float32
     # ggml's conv weight [KW, KH, C_in, C_out] is numpy (C_out, C_in, KH, KW).
     w.add_tensor("v.patch_embd.weight",
-                 _rand(rng, n_embd, 3, patch_size, patch_size, scale=0.2).astype(np.float16))
+                 randn(rng, n_embd, 3, patch_size, patch_size, scale=0.2).astype(np.float16))
     w.add_tensor("v.patch_embd.bias", np.zeros(n_embd, dtype=f32))
-    w.add_tensor("v.position_embd.weight", _rand(rng, n_patches, n_embd, scale=0.1))
+    w.add_tensor("v.position_embd.weight", randn(rng, n_patches, n_embd, scale=0.1))
     w.add_tensor("v.pre_ln.weight", np.ones(n_embd, dtype=f32))
     w.add_tensor("v.pre_ln.bias", np.zeros(n_embd, dtype=f32))
     for i in range(n_block):
         p = f"v.blk.{i}."
         for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            w.add_tensor(p + name + ".weight", _rand(rng, n_embd, n_embd).astype(np.float16))
+            w.add_tensor(p + name + ".weight", randn(rng, n_embd, n_embd).astype(np.float16))
             w.add_tensor(p + name + ".bias", np.zeros(n_embd, dtype=f32))
         for name in ("ln1", "ln2"):
             w.add_tensor(p + name + ".weight", np.ones(n_embd, dtype=f32))
             w.add_tensor(p + name + ".bias", np.zeros(n_embd, dtype=f32))
-        w.add_tensor(p + "ffn_up.weight", _rand(rng, n_ff, n_embd).astype(np.float16))
+        w.add_tensor(p + "ffn_up.weight", randn(rng, n_ff, n_embd).astype(np.float16))
         w.add_tensor(p + "ffn_up.bias", np.zeros(n_ff, dtype=f32))
-        w.add_tensor(p + "ffn_down.weight", _rand(rng, n_embd, n_ff).astype(np.float16))
+        w.add_tensor(p + "ffn_down.weight", randn(rng, n_embd, n_ff).astype(np.float16))
         w.add_tensor(p + "ffn_down.bias", np.zeros(n_embd, dtype=f32))
-    w.add_tensor("mm.0.weight", _rand(rng, n_mm, n_embd))
+    w.add_tensor("mm.0.weight", randn(rng, n_mm, n_embd))
     w.add_tensor("mm.0.bias", np.zeros(n_mm, dtype=f32))
-    w.add_tensor("mm.2.weight", _rand(rng, TEXT_EMBD, n_mm, scale=1.0))
+    w.add_tensor("mm.2.weight", randn(rng, TEXT_EMBD, n_mm, scale=1.0))
     w.add_tensor("mm.2.bias", np.zeros(TEXT_EMBD, dtype=f32))
-    _finish(w)
+    finish_gguf(w)
 
 
-def _finish(w: object) -> None:
+def finish_gguf(w: object) -> None:
     w.write_header_to_file()  # type: ignore[attr-defined]
     w.write_kv_data_to_file()  # type: ignore[attr-defined]
     w.write_tensors_to_file()  # type: ignore[attr-defined]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -110,14 +109,6 @@ def worker(
         raise UserError(str(err)) from None
     if code:
         sys.exit(code)  # typer.Exit would be returned, not raised, by main()'s app call
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()}"
 
 
 @app.command(help="Create a model" + _env_help(CLIENT_ENV_DOCS))
@@ -366,9 +357,11 @@ def stop(model: Annotated[str, typer.Argument(metavar="MODEL")]) -> None:
 
 def _upload_files(client: Client, progress: Progress, paths: list[Path]) -> dict[Path, str]:
     """Hash each local file and upload the blobs the server lacks (Ollama's `copying file`)."""
+    from pollama.formats.modelfile import file_digest
+
     digests: dict[Path, str] = {}
     for local in paths:
-        digest = _file_digest(local)
+        digest = file_digest(local)
         digests[local] = digest
         if client.head_blob(digest):
             continue
